@@ -1,0 +1,179 @@
+"""The patient profile: who the patient is and how to reach them.
+
+Names, addresses, phone numbers, e-mail addresses and identifiers are PHI class I and
+are stored encrypted (careloop.security.fields); birth date, sex, language, state and
+time zone are class II and stay plain so population queries remain set-based.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from django.db import models
+
+from careloop.security.fields import BlindIndexField, EncryptedTextField
+
+
+class LifecycleStage(models.TextChoices):
+    ACQUISITION = "acquisition", "Acquisition"
+    ONBOARDING = "onboarding", "Onboarding"
+    FIRST_VISIT = "first_visit", "First visit"
+    CARE_PLAN = "care_plan", "Care plan"
+    PREVENTIVE = "preventive", "Preventive"
+    CHRONIC = "chronic", "Chronic care"
+    REFERRAL = "referral", "Referral"
+    RETENTION_RISK = "retention_risk", "Retention risk"
+    DORMANT = "dormant", "Dormant"
+    TRANSFERRED = "transferred", "Transferred"
+    DECEASED = "deceased", "Deceased"
+
+
+class Sex(models.TextChoices):
+    FEMALE = "female", "Female"
+    MALE = "male", "Male"
+    OTHER = "other", "Other"
+    UNKNOWN = "unknown", "Unknown"
+
+
+class Patient(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    given_name = EncryptedTextField()
+    family_name = EncryptedTextField()
+    preferred_name = EncryptedTextField(null=True, blank=True)
+    given_name_bidx = BlindIndexField(source="given_name", kind="name")
+    family_name_bidx = BlindIndexField(source="family_name", kind="name")
+    birth_date = models.DateField(db_index=True)
+    sex = models.CharField(max_length=8, choices=Sex.choices, default=Sex.UNKNOWN)
+    gender_identity = models.CharField(max_length=32, blank=True)
+    preferred_language = models.CharField(max_length=16, default="en")
+    address_line = EncryptedTextField(null=True, blank=True)
+    city = EncryptedTextField(null=True, blank=True)
+    postal_code = EncryptedTextField(null=True, blank=True)
+    state = models.CharField(max_length=2, blank=True)
+    time_zone = models.CharField(max_length=64, default="America/New_York")
+    lifecycle_stage = models.CharField(
+        max_length=16, choices=LifecycleStage.choices, default=LifecycleStage.ACQUISITION
+    )
+    lifecycle_reason = models.CharField(max_length=200, blank=True)
+    deceased_on = models.DateField(null=True, blank=True)
+    primary_provider = models.ForeignKey(
+        "scheduling.Provider", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    home_location = models.ForeignKey(
+        "scheduling.Location", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(db_index=True)
+    updated_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        indexes = [models.Index(fields=["lifecycle_stage"], name="patient_stage_idx")]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(lifecycle_stage__in=LifecycleStage.values),
+                name="patient_stage_known",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Patient {self.id}"
+
+    @property
+    def display_name(self) -> str:
+        given = self.preferred_name or self.given_name
+        return f"{given} {self.family_name}"
+
+
+class IdentifierKind(models.TextChoices):
+    MRN = "mrn", "Medical record number"
+    EXTERNAL = "external", "External id"
+
+
+class PatientIdentifier(models.Model):
+    """An MRN or external id, per issuing system (a FHIR identifier system URI)."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="identifiers")
+    system = models.CharField(max_length=200)
+    kind = models.CharField(max_length=16, choices=IdentifierKind.choices)
+    value = EncryptedTextField()
+    value_bidx = BlindIndexField(source="value", kind="identifier")
+
+    class Meta:
+        ordering = ["system"]
+        constraints = [
+            # why: one identifier value names one patient within an issuing system.
+            models.UniqueConstraint(
+                fields=["system", "value_bidx"], name="patient_identifier_unique_per_system"
+            ),
+        ]
+
+
+class ContactSystem(models.TextChoices):
+    PHONE = "phone", "Phone"
+    EMAIL = "email", "E-mail"
+
+
+class ContactUse(models.TextChoices):
+    MOBILE = "mobile", "Mobile"
+    HOME = "home", "Home"
+    WORK = "work", "Work"
+
+
+class ContactPoint(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="contact_points")
+    system = models.CharField(max_length=8, choices=ContactSystem.choices)
+    use = models.CharField(max_length=8, choices=ContactUse.choices, default=ContactUse.MOBILE)
+    value = EncryptedTextField()
+    value_bidx = BlindIndexField(source="value", kind="contact")
+    rank = models.PositiveSmallIntegerField(default=1)
+    verified = models.BooleanField(default=False)
+    # Which channels this address may carry (a landline takes voice, not SMS).
+    can_sms = models.BooleanField(default=False)
+    can_voice = models.BooleanField(default=False)
+    can_email = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["patient", "system", "rank"]
+
+
+class PayerCategory(models.TextChoices):
+    COMMERCIAL = "commercial", "Commercial"
+    MEDICARE = "medicare", "Medicare"
+    MEDICAID = "medicaid", "Medicaid"
+    SELF_PAY = "self_pay", "Self-pay"
+    OTHER = "other", "Other"
+
+
+class CoverageStatus(models.TextChoices):
+    ACTIVE = "active", "Active"
+    CANCELLED = "cancelled", "Cancelled"
+    ENTERED_IN_ERROR = "entered-in-error", "Entered in error"
+
+
+class Coverage(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="coverages")
+    payer_category = models.CharField(max_length=16, choices=PayerCategory.choices)
+    payer_name = models.CharField(max_length=120)
+    plan_name = models.CharField(max_length=120, blank=True)
+    member_id = EncryptedTextField(null=True, blank=True)
+    subscriber_relationship = models.CharField(max_length=16, default="self")
+    period_start = models.DateField(null=True, blank=True)
+    period_end = models.DateField(null=True, blank=True)
+    status = models.CharField(
+        max_length=20, choices=CoverageStatus.choices, default=CoverageStatus.ACTIVE
+    )
+    rank = models.PositiveSmallIntegerField(default=1)
+
+    class Meta:
+        ordering = ["patient", "rank"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(period_end__isnull=True)
+                | models.Q(period_start__isnull=True)
+                | models.Q(period_end__gte=models.F("period_start")),
+                name="coverage_period_ordered",
+            ),
+        ]

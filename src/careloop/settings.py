@@ -1,0 +1,206 @@
+"""careloop's settings: one module, driven by `CARELOOP_*` environment variables.
+
+The defaults run the embedded case (an encrypted SQLite file and keys under `./var/`)
+with nothing to configure. `CARELOOP_ENV=production` turns every default secret into
+a requirement: careloop refuses to start rather than run with a made-up key.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from careloop.core.config import (
+    ConfigError,
+    django_database,
+    env,
+    env_bool,
+    env_int,
+    env_list,
+    parse_database_url,
+)
+from careloop.core.local_secrets import local_secret
+
+ENV = (env("ENV", "development") or "development").strip().lower()
+if ENV not in {"development", "production", "test"}:
+    raise ConfigError(f"CARELOOP_ENV must be development, production or test, not {ENV!r}.")
+PRODUCTION = ENV == "production"
+
+VAR_DIR = Path(env("VAR_DIR", "var") or "var").resolve()
+
+
+def _required_in_production(name: str, purpose: str) -> str | None:
+    value = env(name)
+    if PRODUCTION and not value:
+        raise ConfigError(
+            f"CARELOOP_{name} is not set. In production careloop needs {purpose}; "
+            f"set CARELOOP_{name} (see README, 'Configuration')."
+        )
+    return value or None
+
+
+# --- secrets ---------------------------------------------------------------------
+SECRET_KEY = _required_in_production("SECRET_KEY", "a secret key for sessions and signing") or (
+    local_secret(VAR_DIR, "secret_key")
+)
+# The master key wraps the data keys that encrypt PHI class I (careloop.security.crypto).
+MASTER_KEY = _required_in_production("MASTER_KEY", "the master key that wraps the PHI data keys")
+MASTER_KEY_FILE = VAR_DIR / "keys" / "master.key"
+
+DEBUG = env_bool("DEBUG", False)
+if PRODUCTION and DEBUG:
+    raise ConfigError("CARELOOP_DEBUG must be off in production.")
+
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", [] if PRODUCTION else ["127.0.0.1", "localhost", "[::1]"])
+if PRODUCTION and not ALLOWED_HOSTS:
+    raise ConfigError(
+        "CARELOOP_ALLOWED_HOSTS is not set. List the host names careloop answers to, "
+        "comma-separated."
+    )
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
+
+# --- database --------------------------------------------------------------------
+_database_url = _required_in_production("DATABASE_URL", "a database") or (
+    f"sqlite:///{VAR_DIR / 'careloop.db'}"
+)
+DATABASE = parse_database_url(_database_url)
+# The embedded database is encrypted with SQLCipher where the binding is installed;
+# `sqlite_key` names the key's source, derived from the master key at connect time.
+SQLITE_ENCRYPTION = env_bool("SQLITE_ENCRYPTION", True)
+DATABASES = {"default": django_database(DATABASE, sqlite_encrypted=SQLITE_ENCRYPTION)}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- apps ------------------------------------------------------------------------
+INSTALLED_APPS = [
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django_tasks",
+    "django_tasks_db",
+    "careloop.core",
+    "careloop.security",
+    "careloop.patients",
+    "careloop.consent",
+    "careloop.clinical",
+    "careloop.scheduling",
+    "careloop.referrals",
+    "careloop.leads",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "careloop.core.middleware.NoStoreMiddleware",
+]
+
+ROOT_URLCONF = "careloop.urls"
+WSGI_APPLICATION = "careloop.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "careloop.core.context.practice",
+            ],
+        },
+    },
+]
+
+# --- people and sessions -----------------------------------------------------------
+AUTH_USER_MODEL = "security.User"
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "home"
+LOGOUT_REDIRECT_URL = "login"
+PASSWORD_HASHERS = [
+    "django.contrib.auth.hashers.Argon2PasswordHasher",
+    "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+]
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {
+        "NAME": "django.contrib.auth.password_validation.MinimumLengthValidator",
+        "OPTIONS": {"min_length": 12},
+    },
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+SESSION_IDLE_TIMEOUT = env_int("SESSION_IDLE_SECONDS", 15 * 60, minimum=60)
+SESSION_COOKIE_AGE = env_int("SESSION_ABSOLUTE_SECONDS", 12 * 60 * 60, minimum=300)
+SESSION_EXPIRE_AT_BROWSER_CLOSE = True
+SESSION_COOKIE_SECURE = True
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_SECURE = True
+CSRF_COOKIE_HTTPONLY = True
+
+# --- transport security: careloop is only ever served over TLS ------------------------
+SECURE_HSTS_SECONDS = 365 * 24 * 60 * 60
+SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+SECURE_HSTS_PRELOAD = False
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+# The server terminates TLS itself; behind a TLS-terminating proxy set this on.
+SECURE_SSL_REDIRECT = env_bool("SSL_REDIRECT", False)
+if env_bool("BEHIND_PROXY", False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# /healthz and /readyz answer load balancers that may probe over plain HTTP internally.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
+
+# --- the web server and the worker ---------------------------------------------------
+SERVE_BIND = env("BIND", "127.0.0.1:8443") or "127.0.0.1:8443"
+SERVE_WORKERS = env_int("WEB_WORKERS", 2, minimum=1)
+TLS_CERT_FILE = env("TLS_CERT")
+TLS_KEY_FILE = env("TLS_KEY")
+TLS_DIR = VAR_DIR / "tls"
+WORKER_SWEEP_SECONDS = env_int("SWEEP_SECONDS", 5, minimum=1)
+
+TASKS = {
+    "default": {
+        "BACKEND": "django_tasks_db.DatabaseBackend",
+        "QUEUES": ["default"],
+    }
+}
+
+# --- the practice ------------------------------------------------------------------
+PRACTICE_NAME = env("PRACTICE_NAME", "Riverbend Family Health") or "Riverbend Family Health"
+PRACTICE_TIME_ZONE = env("PRACTICE_TIME_ZONE", "America/Chicago") or "America/Chicago"
+
+# --- i18n, time, static ---------------------------------------------------------------
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+STATIC_URL = "static/"
+STATIC_ROOT = VAR_DIR / "static"
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain"},
+    },
+    "root": {"handlers": ["console"], "level": env("LOG_LEVEL", "INFO") or "INFO"},
+    "loggers": {
+        # Django logs the full request line of 4xx/5xx responses; careloop never puts
+        # PHI in URLs, but keep request logging at WARNING so nothing chatty leaks.
+        "django.request": {"level": "ERROR"},
+        "django.server": {"level": "WARNING"},
+    },
+}
