@@ -86,6 +86,7 @@ INSTALLED_APPS = [
     "careloop.scheduling",
     "careloop.referrals",
     "careloop.leads",
+    "careloop.demo",
 ]
 
 MIDDLEWARE = [
