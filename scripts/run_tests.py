@@ -26,10 +26,12 @@ def reachable(url: str) -> bool:
         import psycopg
     except ImportError:
         return False
-    from urllib.parse import urlsplit, urlunsplit
+    from urllib.parse import urlsplit
 
     parts = urlsplit(url)
-    maintenance = urlunsplit((("postgresql"), parts.netloc, "/postgres", parts.query, ""))
+    if parts.scheme not in {"postgres", "postgresql"}:
+        return False
+    maintenance = f"postgresql://{parts.netloc}/postgres" + (f"?{parts.query}" if parts.query else "")
     try:
         with psycopg.connect(maintenance, connect_timeout=3) as conn:
             conn.execute("SELECT 1")

@@ -1,8 +1,16 @@
-"""Shared fixtures: named personas and helpers for the whole suite."""
+"""Shared fixtures for the whole suite."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
 import pytest
+from django.conf import settings
 
 from careloop.security import crypto
 
@@ -11,3 +19,49 @@ from careloop.security import crypto
 def _fresh_keyring() -> None:
     # Each test database has its own data keys; never reuse another database's keys.
     crypto.keyring.reset()
+
+
+def _postgres_admin_url() -> str:
+    db = settings.DATABASES["default"]
+    user = f"{db['USER']}@" if db["USER"] else ""
+    host = db["HOST"] or ""
+    port = f":{db['PORT']}" if db["PORT"] else ""
+    return f"postgresql://{user}{host}{port}"
+
+
+@pytest.fixture
+def scratch_env(tmp_path: Path) -> Iterator[dict[str, str]]:
+    """Environment for a `careloop` subprocess on its own migrated database.
+
+    The database uses the engine of the current test run (a SQLite file, or a new
+    PostgreSQL database that is dropped afterwards), so process-level behaviour
+    (servers, workers) is tested on both engines.
+    """
+    env = dict(os.environ)
+    env["CARELOOP_VAR_DIR"] = str(tmp_path / "var")
+    env["CARELOOP_ENV"] = "test"
+    env.pop("DJANGO_SETTINGS_MODULE", None)
+    dropper = None
+    if settings.DATABASE.engine == "postgresql":
+        import psycopg
+
+        name = f"careloop_scratch_{uuid.uuid4().hex[:12]}"
+        admin = _postgres_admin_url()
+        with psycopg.connect(f"{admin}/postgres", autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        env["CARELOOP_DATABASE_URL"] = f"{admin.replace('postgresql://', 'postgres://')}/{name}"
+
+        def dropper() -> None:
+            with psycopg.connect(f"{admin}/postgres", autocommit=True) as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    else:
+        env["CARELOOP_DATABASE_URL"] = f"sqlite:///{tmp_path / 'careloop.db'}"
+    subprocess.run(
+        [sys.executable, "-m", "careloop", "migrate", "-v0"], env=env, check=True, timeout=120
+    )
+    try:
+        yield env
+    finally:
+        if dropper is not None:
+            dropper()

@@ -16,12 +16,14 @@ def main(argv: list[str] | None = None) -> None:
 
     try:
         from django.core.management import execute_from_command_line
-        from django.db import OperationalError
+        from django.db import DatabaseError
 
         try:
             execute_from_command_line(argv or sys.argv)
-        except OperationalError as error:
-            first_line = str(error).strip().splitlines()[0] if str(error).strip() else "no reason given"
+        except DatabaseError as error:
+            first_line = (
+                str(error).strip().splitlines()[0] if str(error).strip() else "no reason given"
+            )
             sys.stderr.write(
                 f"careloop: the database is not reachable ({first_line}). "
                 "Check CARELOOP_DATABASE_URL and that the server is running.\n"

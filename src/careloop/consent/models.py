@@ -34,7 +34,9 @@ class CommunicationPreference(models.Model):
 
 
 class ChannelOptIn(models.Model):
-    patient = models.ForeignKey("patients.Patient", on_delete=models.CASCADE, related_name="opt_ins")
+    patient = models.ForeignKey(
+        "patients.Patient", on_delete=models.CASCADE, related_name="opt_ins"
+    )
     channel = models.CharField(max_length=8, choices=Channel.choices)
     purpose = models.CharField(max_length=16, choices=Purpose.choices)
     opted_in = models.BooleanField()

@@ -94,9 +94,7 @@ def parse_database_url(url: str) -> DatabaseURL:
             raise ConfigError(
                 f"{PREFIX}DATABASE_URL for SQLite takes no host: write sqlite:///PATH. {hint}"
             )
-        if path.startswith("//"):
-            path = path[1:]
-        elif path.startswith("/"):
+        if path.startswith("//") or path.startswith("/"):
             path = path[1:]
         if not path:
             raise ConfigError(f"{PREFIX}DATABASE_URL names no SQLite file. {hint}")

@@ -25,9 +25,7 @@ def readyz(request: HttpRequest) -> JsonResponse:
         pending = executor.migration_plan(executor.loader.graph.leaf_nodes())
     except DatabaseError:
         connection.close()
-        return JsonResponse(
-            {"status": "unavailable", "database": "unreachable"}, status=503
-        )
+        return JsonResponse({"status": "unavailable", "database": "unreachable"}, status=503)
     if pending:
         return JsonResponse(
             {"status": "unavailable", "database": "ok", "pending_migrations": len(pending)},

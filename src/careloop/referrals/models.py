@@ -20,7 +20,9 @@ class ReferralStatus(models.TextChoices):
 
 class Referral(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    patient = models.ForeignKey("patients.Patient", on_delete=models.CASCADE, related_name="referrals")
+    patient = models.ForeignKey(
+        "patients.Patient", on_delete=models.CASCADE, related_name="referrals"
+    )
     direction = models.CharField(max_length=8, choices=ReferralDirection.choices)
     status = models.CharField(max_length=12, choices=ReferralStatus.choices)
     specialty = models.CharField(max_length=80)

@@ -50,7 +50,9 @@ class AppointmentType(models.Model):
     class Meta:
         ordering = ["name"]
         constraints = [
-            models.CheckConstraint(condition=models.Q(minutes__gt=0), name="appttype_minutes_positive")
+            models.CheckConstraint(
+                condition=models.Q(minutes__gt=0), name="appttype_minutes_positive"
+            )
         ]
 
     def __str__(self) -> str:
@@ -90,7 +92,9 @@ class Appointment(models.Model):
             models.Index(fields=["status", "start"], name="appt_status_start_idx"),
         ]
         constraints = [
-            models.CheckConstraint(condition=models.Q(end__gt=models.F("start")), name="appt_end_after_start"),
+            models.CheckConstraint(
+                condition=models.Q(end__gt=models.F("start")), name="appt_end_after_start"
+            ),
             models.CheckConstraint(
                 condition=models.Q(status__in=AppointmentStatus.values), name="appt_status_known"
             ),

@@ -182,7 +182,9 @@ def associated_data(table: str, column: str, row_id: object) -> bytes:
     return f"careloop|{table}|{column}|{row_id}".encode()
 
 
-def seal(plaintext: str, *, table: str, column: str, row_id: object, version: int | None = None) -> bytes:
+def seal(
+    plaintext: str, *, table: str, column: str, row_id: object, version: int | None = None
+) -> bytes:
     """Encrypt one class-I value for one (table, column, row)."""
     version = keyring.active_version() if version is None else version
     nonce = os.urandom(12)

@@ -46,7 +46,7 @@ class SealedAttribute(DeferredAttribute):
         instance.__dict__[self.field.attname] = value
 
 
-class EncryptedTextField(models.BinaryField):
+class EncryptedTextField(models.BinaryField):  # type: ignore[type-arg]
     """Class-I text, sealed with AES-256-GCM bound to (table, column, row id)."""
 
     descriptor_class = SealedAttribute
@@ -65,11 +65,15 @@ class EncryptedTextField(models.BinaryField):
         if raw is None or isinstance(raw, Sealed):
             return raw
         if not isinstance(raw, str):
-            raise TypeError(f"{self.model.__name__}.{self.name} takes text, not {type(raw).__name__}")
+            raise TypeError(
+                f"{self.model.__name__}.{self.name} takes text, not {type(raw).__name__}"
+            )
         if model_instance.pk is None:
             raise ValueError(f"{self.model.__name__} needs its primary key set before sealing")
         sealed = Sealed(
-            crypto.seal(raw, table=self.model._meta.db_table, column=self.column, row_id=model_instance.pk)
+            crypto.seal(
+                raw, table=self.model._meta.db_table, column=self.column, row_id=model_instance.pk
+            )
         )
         model_instance.__dict__[self.attname] = sealed
         model_instance.__dict__[_plain_key(self.attname)] = (sealed, raw)
@@ -83,7 +87,7 @@ class EncryptedTextField(models.BinaryField):
             )
         return super().get_db_prep_value(value, connection, prepared)
 
-    def formfield(self, **kwargs: Any) -> Any:
+    def formfield(self, **kwargs: Any) -> Any:  # type: ignore[override]
         from django import forms
 
         return forms.CharField(required=not self.blank, **kwargs)
@@ -115,7 +119,7 @@ def blind_value(kind: str, value: str | None) -> bytes | None:
     return crypto.blind_index(normalized, kind=kind)
 
 
-class BlindIndexField(models.BinaryField):
+class BlindIndexField(models.BinaryField):  # type: ignore[type-arg]
     """HMAC of the normalised value of another (encrypted) field, for exact-match search."""
 
     def __init__(self, *args: Any, source: str, kind: str, **kwargs: Any) -> None:

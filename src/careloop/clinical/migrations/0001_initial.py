@@ -4,34 +4,53 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='ClinicalFact',
+            name="ClinicalFact",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('kind', models.CharField(choices=[('condition', 'Condition'), ('observation', 'Observation'), ('procedure', 'Procedure'), ('immunization', 'Immunization'), ('medication', 'Medication'), ('encounter', 'Encounter'), ('allergy', 'Allergy'), ('report', 'Diagnostic report'), ('service_request', 'Service request')], max_length=16)),
-                ('system', models.CharField(max_length=100)),
-                ('code', models.CharField(max_length=40)),
-                ('display', models.CharField(blank=True, max_length=200)),
-                ('status', models.CharField(blank=True, max_length=24)),
-                ('category', models.CharField(blank=True, max_length=40)),
-                ('effective_start', models.DateTimeField(null=True)),
-                ('effective_end', models.DateTimeField(blank=True, null=True)),
-                ('value_num', models.FloatField(blank=True, null=True)),
-                ('value_code', models.CharField(blank=True, max_length=40)),
-                ('unit', models.CharField(blank=True, max_length=24)),
-                ('source_system', models.CharField(blank=True, max_length=100)),
-                ('source_id', models.CharField(blank=True, max_length=64)),
-                ('source_version', models.CharField(blank=True, max_length=32)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[
+                            ("condition", "Condition"),
+                            ("observation", "Observation"),
+                            ("procedure", "Procedure"),
+                            ("immunization", "Immunization"),
+                            ("medication", "Medication"),
+                            ("encounter", "Encounter"),
+                            ("allergy", "Allergy"),
+                            ("report", "Diagnostic report"),
+                            ("service_request", "Service request"),
+                        ],
+                        max_length=16,
+                    ),
+                ),
+                ("system", models.CharField(max_length=100)),
+                ("code", models.CharField(max_length=40)),
+                ("display", models.CharField(blank=True, max_length=200)),
+                ("status", models.CharField(blank=True, max_length=24)),
+                ("category", models.CharField(blank=True, max_length=40)),
+                ("effective_start", models.DateTimeField(null=True)),
+                ("effective_end", models.DateTimeField(blank=True, null=True)),
+                ("value_num", models.FloatField(blank=True, null=True)),
+                ("value_code", models.CharField(blank=True, max_length=40)),
+                ("unit", models.CharField(blank=True, max_length=24)),
+                ("source_system", models.CharField(blank=True, max_length=100)),
+                ("source_id", models.CharField(blank=True, max_length=64)),
+                ("source_version", models.CharField(blank=True, max_length=32)),
             ],
             options={
-                'ordering': ['patient', 'effective_start'],
+                "ordering": ["patient", "effective_start"],
             },
         ),
     ]

@@ -5,26 +5,29 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('clinical', '0001_initial'),
-        ('patients', '0001_initial'),
+        ("clinical", "0001_initial"),
+        ("patients", "0001_initial"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='clinicalfact',
-            name='patient',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='clinical_facts', to='patients.patient'),
+            model_name="clinicalfact",
+            name="patient",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="clinical_facts",
+                to="patients.patient",
+            ),
         ),
         migrations.AddIndex(
-            model_name='clinicalfact',
-            index=models.Index(fields=['patient', 'kind'], name='fact_patient_kind_idx'),
+            model_name="clinicalfact",
+            index=models.Index(fields=["patient", "kind"], name="fact_patient_kind_idx"),
         ),
         migrations.AddIndex(
-            model_name='clinicalfact',
-            index=models.Index(fields=['kind', 'code'], name='fact_kind_code_idx'),
+            model_name="clinicalfact",
+            index=models.Index(fields=["kind", "code"], name="fact_kind_code_idx"),
         ),
     ]

@@ -4,24 +4,51 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='ChannelOptIn',
+            name="ChannelOptIn",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('channel', models.CharField(choices=[('sms', 'SMS'), ('email', 'E-mail'), ('voice', 'Voice call'), ('push', 'Push'), ('portal', 'Secure portal')], max_length=8)),
-                ('purpose', models.CharField(choices=[('appointment', 'Appointments'), ('care_reminder', 'Care reminders'), ('billing', 'Billing'), ('marketing', 'Marketing'), ('survey', 'Surveys')], max_length=16)),
-                ('opted_in', models.BooleanField()),
-                ('updated_at', models.DateTimeField()),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "channel",
+                    models.CharField(
+                        choices=[
+                            ("sms", "SMS"),
+                            ("email", "E-mail"),
+                            ("voice", "Voice call"),
+                            ("push", "Push"),
+                            ("portal", "Secure portal"),
+                        ],
+                        max_length=8,
+                    ),
+                ),
+                (
+                    "purpose",
+                    models.CharField(
+                        choices=[
+                            ("appointment", "Appointments"),
+                            ("care_reminder", "Care reminders"),
+                            ("billing", "Billing"),
+                            ("marketing", "Marketing"),
+                            ("survey", "Surveys"),
+                        ],
+                        max_length=16,
+                    ),
+                ),
+                ("opted_in", models.BooleanField()),
+                ("updated_at", models.DateTimeField()),
             ],
             options={
-                'ordering': ['patient', 'channel', 'purpose'],
+                "ordering": ["patient", "channel", "purpose"],
             },
         ),
     ]

@@ -5,33 +5,47 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('consent', '0001_initial'),
-        ('patients', '0001_initial'),
+        ("consent", "0001_initial"),
+        ("patients", "0001_initial"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='CommunicationPreference',
+            name="CommunicationPreference",
             fields=[
-                ('patient', models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, primary_key=True, related_name='preference', serialize=False, to='patients.patient')),
-                ('channel_order', models.JSONField(default=list)),
-                ('quiet_start', models.TimeField(blank=True, null=True)),
-                ('quiet_end', models.TimeField(blank=True, null=True)),
-                ('do_not_contact', models.BooleanField(default=False)),
-                ('updated_at', models.DateTimeField()),
+                (
+                    "patient",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        primary_key=True,
+                        related_name="preference",
+                        serialize=False,
+                        to="patients.patient",
+                    ),
+                ),
+                ("channel_order", models.JSONField(default=list)),
+                ("quiet_start", models.TimeField(blank=True, null=True)),
+                ("quiet_end", models.TimeField(blank=True, null=True)),
+                ("do_not_contact", models.BooleanField(default=False)),
+                ("updated_at", models.DateTimeField()),
             ],
         ),
         migrations.AddField(
-            model_name='channeloptin',
-            name='patient',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='opt_ins', to='patients.patient'),
+            model_name="channeloptin",
+            name="patient",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="opt_ins",
+                to="patients.patient",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='channeloptin',
-            constraint=models.UniqueConstraint(fields=('patient', 'channel', 'purpose'), name='optin_one_per_channel_purpose'),
+            model_name="channeloptin",
+            constraint=models.UniqueConstraint(
+                fields=("patient", "channel", "purpose"), name="optin_one_per_channel_purpose"
+            ),
         ),
     ]

@@ -14,11 +14,15 @@ from collections.abc import Mapping
 from itertools import tee
 from typing import Any
 
-from django.db.backends.sqlite3 import base as sqlite_base
-from django.db.backends.sqlite3._functions import register as register_functions
+from django.db.backends.sqlite3 import base as _sqlite_base
+from django.db.backends.sqlite3._functions import (  # type: ignore[import-untyped]
+    register as register_functions,
+)
 from sqlcipher3 import dbapi2 as Database
 
-from careloop.core.config import ConfigError
+
+# The stock backend's helpers are untyped module internals; reuse them as they are.
+sqlite_base: Any = _sqlite_base
 
 Database.register_converter("bool", b"1".__eq__)
 Database.register_converter("date", sqlite_base.decoder(sqlite_base.parse_date))
@@ -54,7 +58,7 @@ def page_key() -> str:
     return derive(b"sqlcipher-page-key").hex()
 
 
-class DatabaseWrapper(sqlite_base.DatabaseWrapper):
+class DatabaseWrapper(_sqlite_base.DatabaseWrapper):
     Database = Database
 
     def get_new_connection(self, conn_params: dict[str, Any]) -> Any:
@@ -65,14 +69,14 @@ class DatabaseWrapper(sqlite_base.DatabaseWrapper):
             conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
         except Database.DatabaseError:
             conn.close()
-            raise ConfigError(
+            raise Database.OperationalError(
                 f"The database file {self.settings_dict['NAME']} cannot be opened with this "
                 "master key (it was made with another key, or it is not a careloop database)."
             ) from None
         register_functions(conn)
         conn.execute("PRAGMA foreign_keys = ON")
         conn.execute("PRAGMA legacy_alter_table = OFF")
-        for init_command in self.init_commands:
+        for init_command in self.init_commands:  # type: ignore[attr-defined]
             if init_command := init_command.strip():
                 conn.execute(init_command)
         return conn

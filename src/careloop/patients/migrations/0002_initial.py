@@ -5,54 +5,107 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('patients', '0001_initial'),
-        ('scheduling', '0001_initial'),
+        ("patients", "0001_initial"),
+        ("scheduling", "0001_initial"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='patient',
-            name='home_location',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='scheduling.location'),
+            model_name="patient",
+            name="home_location",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="+",
+                to="scheduling.location",
+            ),
         ),
         migrations.AddField(
-            model_name='patient',
-            name='primary_provider',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='scheduling.provider'),
+            model_name="patient",
+            name="primary_provider",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="+",
+                to="scheduling.provider",
+            ),
         ),
         migrations.AddField(
-            model_name='coverage',
-            name='patient',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='coverages', to='patients.patient'),
+            model_name="coverage",
+            name="patient",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="coverages",
+                to="patients.patient",
+            ),
         ),
         migrations.AddField(
-            model_name='contactpoint',
-            name='patient',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='contact_points', to='patients.patient'),
+            model_name="contactpoint",
+            name="patient",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="contact_points",
+                to="patients.patient",
+            ),
         ),
         migrations.AddField(
-            model_name='patientidentifier',
-            name='patient',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='identifiers', to='patients.patient'),
+            model_name="patientidentifier",
+            name="patient",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="identifiers",
+                to="patients.patient",
+            ),
         ),
         migrations.AddIndex(
-            model_name='patient',
-            index=models.Index(fields=['lifecycle_stage'], name='patient_stage_idx'),
+            model_name="patient",
+            index=models.Index(fields=["lifecycle_stage"], name="patient_stage_idx"),
         ),
         migrations.AddConstraint(
-            model_name='patient',
-            constraint=models.CheckConstraint(condition=models.Q(('lifecycle_stage__in', ['acquisition', 'onboarding', 'first_visit', 'care_plan', 'preventive', 'chronic', 'referral', 'retention_risk', 'dormant', 'transferred', 'deceased'])), name='patient_stage_known'),
+            model_name="patient",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    (
+                        "lifecycle_stage__in",
+                        [
+                            "acquisition",
+                            "onboarding",
+                            "first_visit",
+                            "care_plan",
+                            "preventive",
+                            "chronic",
+                            "referral",
+                            "retention_risk",
+                            "dormant",
+                            "transferred",
+                            "deceased",
+                        ],
+                    )
+                ),
+                name="patient_stage_known",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='coverage',
-            constraint=models.CheckConstraint(condition=models.Q(('period_end__isnull', True), ('period_start__isnull', True), ('period_end__gte', models.F('period_start')), _connector='OR'), name='coverage_period_ordered'),
+            model_name="coverage",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    ("period_end__isnull", True),
+                    ("period_start__isnull", True),
+                    ("period_end__gte", models.F("period_start")),
+                    _connector="OR",
+                ),
+                name="coverage_period_ordered",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='patientidentifier',
-            constraint=models.UniqueConstraint(fields=('system', 'value_bidx'), name='patient_identifier_unique_per_system'),
+            model_name="patientidentifier",
+            constraint=models.UniqueConstraint(
+                fields=("system", "value_bidx"), name="patient_identifier_unique_per_system"
+            ),
         ),
     ]
