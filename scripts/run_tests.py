@@ -31,7 +31,9 @@ def reachable(url: str) -> bool:
     parts = urlsplit(url)
     if parts.scheme not in {"postgres", "postgresql"}:
         return False
-    maintenance = f"postgresql://{parts.netloc}/postgres" + (f"?{parts.query}" if parts.query else "")
+    maintenance = f"postgresql://{parts.netloc}/postgres" + (
+        f"?{parts.query}" if parts.query else ""
+    )
     try:
         with psycopg.connect(maintenance, connect_timeout=3) as conn:
             conn.execute("SELECT 1")

@@ -9,7 +9,8 @@ import sys
 from pathlib import Path
 
 PROBE = (
-    "from django.test import Client; c = Client(HTTP_HOST='localhost'); r = c.get('/readyz', secure=True); "
+    "from django.test import Client; c = Client(HTTP_HOST='localhost'); "
+    "r = c.get('/readyz', secure=True); "
     "h = c.get('/healthz', secure=True); "
     "import json; print(json.dumps([r.status_code, r.json(), h.status_code]))"
 )

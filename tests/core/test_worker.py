@@ -129,17 +129,23 @@ def test_worker_process_sweeps_runs_tasks_and_stops_on_sigterm(scratch_env: dict
             time.sleep(0.5)
         assert status == "SUCCESSFUL"
         assert int(sweeps) >= 2, "the sweep loop should have run repeatedly"
-        assert _query(
-            scratch_env,
-            "from careloop.core.models import SweepJob; "
-            "print(SweepJob.objects.get(name='core.prune').last_outcome)",
-        ) == "ok"
+        assert (
+            _query(
+                scratch_env,
+                "from careloop.core.models import SweepJob; "
+                "print(SweepJob.objects.get(name='core.prune').last_outcome)",
+            )
+            == "ok"
+        )
     finally:
         worker.send_signal(signal.SIGTERM)
         _, stderr = worker.communicate(timeout=30)
     assert worker.returncode == 0, stderr
     assert "Traceback" not in stderr
-    assert _query(
-        scratch_env,
-        "from careloop.core.models import WorkerHeartbeat as H; print(H.objects.count())",
-    ) == "0"
+    assert (
+        _query(
+            scratch_env,
+            "from careloop.core.models import WorkerHeartbeat as H; print(H.objects.count())",
+        )
+        == "0"
+    )

@@ -20,7 +20,6 @@ from django.db.backends.sqlite3._functions import (  # type: ignore[import-untyp
 )
 from sqlcipher3 import dbapi2 as Database
 
-
 # The stock backend's helpers are untyped module internals; reuse them as they are.
 sqlite_base: Any = _sqlite_base
 
