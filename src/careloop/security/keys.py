@@ -20,6 +20,12 @@ def _add_key(purpose: str) -> DataKey:
     )
 
 
+def add_field_key() -> DataKey:
+    """A new field key, which becomes the active one (rotation)."""
+    with transaction.atomic():
+        return _add_key(DataKey.Purpose.FIELD)
+
+
 def keyring_ensure(using: str = "default") -> None:
     """Make sure a field key and the blind-index key exist (idempotent, race-safe)."""
     for purpose in (DataKey.Purpose.FIELD, DataKey.Purpose.BLIND):
