@@ -21,6 +21,9 @@ def main(argv: list[str] | None = None) -> None:
         try:
             execute_from_command_line(argv or sys.argv)
         except DatabaseError as error:
+            if type(error.__cause__).__name__ == "WrongKeyError":
+                sys.stderr.write(f"careloop: {error.__cause__}\n")
+                sys.exit(3)
             first_line = (
                 str(error).strip().splitlines()[0] if str(error).strip() else "no reason given"
             )

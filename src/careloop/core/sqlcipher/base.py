@@ -57,18 +57,24 @@ def page_key() -> str:
     return derive(b"sqlcipher-page-key").hex()
 
 
+class WrongKeyError(Database.OperationalError):  # type: ignore[misc]
+    """The file is not a database this master key opens."""
+
+
 class DatabaseWrapper(_sqlite_base.DatabaseWrapper):
     Database = Database
 
     def get_new_connection(self, conn_params: dict[str, Any]) -> Any:
         conn = Database.connect(**conn_params)
-        # The key must be the first statement on a new connection.
+        # SQLCipher logs decryption failures to stderr itself; we report them ourselves.
+        conn.execute("PRAGMA cipher_log_level = NONE")
+        # The key must be the first statement that touches the database.
         conn.execute(f"PRAGMA key = \"x'{page_key()}'\"")
         try:
             conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
         except Database.DatabaseError:
             conn.close()
-            raise Database.OperationalError(
+            raise WrongKeyError(
                 f"The database file {self.settings_dict['NAME']} cannot be opened with this "
                 "master key (it was made with another key, or it is not a careloop database)."
             ) from None
