@@ -1,10 +1,23 @@
 from __future__ import annotations
 
-from django.urls import path
+import re
+
+from django.conf import settings
+from django.urls import include, path, re_path
 
 from careloop.core import health
+from careloop.core import views as core_views
 
 urlpatterns = [
+    path("", core_views.home, name="home"),
+    path("accounts/login/", core_views.login, name="login"),
+    path("accounts/logout/", core_views.logout, name="logout"),
+    path("patients/", include("careloop.patients.urls")),
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
+    re_path(
+        rf"^{re.escape(settings.STATIC_URL.lstrip('/'))}(?P<path>.+)$",
+        core_views.static_asset,
+        name="static",
+    ),
 ]
