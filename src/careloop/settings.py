@@ -156,7 +156,10 @@ SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 # The server terminates TLS itself; behind a TLS-terminating proxy set this on.
 SECURE_SSL_REDIRECT = env_bool("SSL_REDIRECT", False)
-if env_bool("BEHIND_PROXY", False):
+# A TLS-terminating proxy or load balancer is in front: trust its X-Forwarded-Proto and
+# let `careloop serve` speak plain HTTP to it (careloop.core.server.plan).
+BEHIND_PROXY = env_bool("BEHIND_PROXY", False)
+if BEHIND_PROXY:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 # careloop's server speaks only TLS on its port (plain HTTP gets no answer at all), and a
 # TLS-terminating proxy in front does its own redirect; a Django-level redirect would

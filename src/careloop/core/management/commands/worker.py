@@ -3,12 +3,13 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import CommandParser
 
+from careloop.core.cli import CareloopCommand
 from careloop.core.worker import Worker
 
 
-class Command(BaseCommand):
+class Command(CareloopCommand):
     help = "Run background tasks and the periodic sweep until SIGTERM or Ctrl-C."
 
     def add_arguments(self, parser: CommandParser) -> None:

@@ -2,14 +2,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 
+from careloop.core.cli import CareloopCommand
 from careloop.security import crypto
 from careloop.security.models import DataKey
 from careloop.security.rotation import keys_rotate, rows_not_under
 
 
-class Command(BaseCommand):
+class Command(CareloopCommand):
     help = "Inspect and rotate the data keys that encrypt PHI class I."
 
     def add_arguments(self, parser: CommandParser) -> None:

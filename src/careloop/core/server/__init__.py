@@ -1,0 +1,1 @@
+"""careloop's HTTPS server: gunicorn embedded, terminating TLS itself (see `careloop serve`)."""
