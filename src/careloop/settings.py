@@ -212,3 +212,14 @@ LOGGING = {
         "django.server": {"level": "WARNING"},
     },
 }
+
+# --- contacting patients (careloop.consent.decisions.may_contact) ---------------------
+# Local quiet hours for SMS, voice and push, unless the patient chose others.
+CONTACT_QUIET_HOURS = (env("QUIET_START", "21:00") or "21:00", env("QUIET_END", "08:00") or "08:00")
+# Per channel: (at most N messages, in D days), for every purpose but appointments.
+CONTACT_FREQUENCY_CAPS: dict[str, list[tuple[int, int]]] = {
+    "sms": [(1, 1), (3, 7)],
+    "voice": [(1, 1), (2, 7)],
+    "email": [(2, 1), (5, 7)],
+    "push": [(2, 1), (7, 7)],
+}

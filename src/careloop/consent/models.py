@@ -1,8 +1,12 @@
-"""Communication preferences. (The consent ledger and `may_contact` build on these.)"""
+"""Consent and communication preferences: the ledger, restrictions and what was sent."""
 
 from __future__ import annotations
 
+import uuid
+
 from django.db import models
+
+from careloop.security.fields import EncryptedTextField
 
 
 class Channel(models.TextChoices):
@@ -49,3 +53,126 @@ class ChannelOptIn(models.Model):
                 fields=["patient", "channel", "purpose"], name="optin_one_per_channel_purpose"
             )
         ]
+
+
+class ContentClass(models.TextChoices):
+    """How revealing a message is; decides which channels may carry it."""
+
+    GENERIC = "generic", "Generic (no health information)"
+    LOGISTICS = "logistics", "Logistics (a time and a place)"
+    SENSITIVE = "sensitive", "Sensitive (a diagnosis, medication or result)"
+
+
+class RestrictedTopic(models.TextChoices):
+    """Conditions whose content never leaves the secure portal (e.g. 42 CFR Part 2)."""
+
+    BEHAVIORAL_HEALTH = "behavioral_health", "Behavioural health"
+    SUBSTANCE_USE = "substance_use", "Substance use disorder (42 CFR Part 2)"
+    HIV = "hiv", "HIV"
+    REPRODUCTIVE_HEALTH = "reproductive_health", "Reproductive health"
+
+
+class ConsentKind(models.TextChoices):
+    TREATMENT = "treatment", "Consent to treatment"
+    NPP_ACK = "npp_ack", "Notice of Privacy Practices acknowledgement"
+    SMS = "comm_sms", "Text messages (TCPA)"
+    EMAIL = "comm_email", "E-mail"
+    VOICE = "comm_voice", "Voice calls"
+    PUSH = "comm_push", "Push notifications"
+    MARKETING = "marketing", "Marketing"
+    TELEHEALTH = "telehealth", "Telehealth"
+    RESEARCH = "research", "Research"
+    THIRD_PARTY = "third_party", "Sharing with a named third party"
+
+
+class ConsentStatus(models.TextChoices):
+    GRANTED = "granted", "Granted"
+    DENIED = "denied", "Denied"
+    REVOKED = "revoked", "Revoked"
+    EXPIRED = "expired", "Expired"
+
+
+class CaptureMethod(models.TextChoices):
+    PORTAL_ESIGNATURE = "portal_esign", "Portal e-signature"
+    STAFF_ESIGNATURE = "staff_esign", "Staff-assisted e-signature"
+    PAPER = "paper", "Paper, scanned by staff"
+    VERBAL = "verbal", "Verbal, by phone with staff"
+    SMS_KEYWORD = "sms_keyword", "SMS keyword"
+    IMPORTED = "imported", "Imported from the EHR"
+
+
+class ConsentRecord(models.Model):
+    """One entry in the consent ledger. Never edited: a change is a new record.
+
+    The current state of a (patient, kind, scope) is its newest record whose period
+    covers the moment asked about (careloop.consent.ledger).
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    patient = models.ForeignKey(
+        "patients.Patient", on_delete=models.CASCADE, related_name="consents"
+    )
+    kind = models.CharField(max_length=16, choices=ConsentKind.choices)
+    # What the consent covers within its kind: a purpose for communication consents, the
+    # third party's organisation name for sharing; empty for the whole kind.
+    scope = models.CharField(max_length=120, blank=True)
+    status = models.CharField(max_length=8, choices=ConsentStatus.choices)
+    period_start = models.DateTimeField()
+    period_end = models.DateTimeField(null=True, blank=True)
+    capture_method = models.CharField(max_length=16, choices=CaptureMethod.choices)
+    captured_at = models.DateTimeField()
+    # When careloop wrote the record; breaks ties between records captured at once.
+    recorded_at = models.DateTimeField()
+    captured_by = models.ForeignKey(
+        "security.User", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    source_ip = models.GenericIPAddressField(null=True, blank=True)
+    document_version = models.CharField(max_length=40, blank=True)
+    document_sha256 = models.CharField(max_length=64, blank=True)
+    # Why the record exists, in words a person wrote (a STOP reply, "patient asked by
+    # phone"); may name people, so it is class I.
+    note = EncryptedTextField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["patient", "kind", "captured_at", "recorded_at"]
+        indexes = [
+            models.Index(fields=["patient", "kind", "captured_at"], name="consent_current_idx")
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(period_end__isnull=True)
+                | models.Q(period_end__gt=models.F("period_start")),
+                name="consent_period_ordered",
+            ),
+        ]
+
+
+class TopicRestriction(models.Model):
+    """A patient's own bar on outreach about a restricted topic, beyond portal-only."""
+
+    patient = models.ForeignKey(
+        "patients.Patient", on_delete=models.CASCADE, related_name="topic_restrictions"
+    )
+    topic = models.CharField(max_length=24, choices=RestrictedTopic.choices)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["patient", "topic"]
+        constraints = [
+            models.UniqueConstraint(fields=["patient", "topic"], name="restriction_one_per_topic")
+        ]
+
+
+class ContactEvent(models.Model):
+    """A message that reached a patient, by any sender: what frequency caps count."""
+
+    patient = models.ForeignKey(
+        "patients.Patient", on_delete=models.CASCADE, related_name="contact_events"
+    )
+    channel = models.CharField(max_length=8, choices=Channel.choices)
+    purpose = models.CharField(max_length=16, choices=Purpose.choices)
+    at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["patient", "at"]
+        indexes = [models.Index(fields=["patient", "channel", "at"], name="contact_event_cap_idx")]
