@@ -1,0 +1,311 @@
+"""Demo records as row tuples, ready for COPY or executemany.
+
+Class-I values are sealed with `crypto.seal` bound to (table, column, primary key) and
+blind-indexed with `fields.blind_value`, the very calls `EncryptedTextField` and
+`BlindIndexField` make in `pre_save`, so the ORM reads these rows as its own.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.db import models
+
+from careloop.demo.generate import MRN_SYSTEM
+from careloop.demo.records import FactRec, PatientRec
+from careloop.demo.tables import (
+    APPOINTMENT,
+    CONTACT,
+    CONTACT_KIND,
+    COVERAGE,
+    FACT,
+    IDENTIFIER,
+    IDENTIFIER_KIND,
+    LEAD,
+    LEAD_NAME_KIND,
+    NAME_KIND,
+    OPT_IN,
+    PATIENT,
+    PREFERENCE,
+    REFERRAL,
+    TableSpec,
+    model_field,
+)
+from careloop.leads.models import Lead
+from careloop.patients.models import ContactPoint, Coverage, Patient, PatientIdentifier
+from careloop.security import crypto
+from careloop.security.fields import blind_value
+
+SOURCE_SYSTEM = "careloop-demo"
+SOURCE_VERSION = "1"
+IdMap = dict[uuid.UUID, uuid.UUID]
+
+
+@dataclass(frozen=True, slots=True)
+class Adapters:
+    """How Python values go into this backend's columns, as Django's own fields store them."""
+
+    uid: Callable[[uuid.UUID | None], Any]
+    dt: Callable[[datetime.datetime | None], Any]
+    js: Callable[[Any], Any]
+    day: Callable[[datetime.date | None], Any]
+    tm: Callable[[datetime.time | None], Any]
+
+
+def _sqlite_dt(value: datetime.datetime | None) -> str | None:
+    # Django keeps SQLite datetimes as naive UTC text.
+    if value is None:
+        return None
+    if value.tzinfo is not datetime.UTC:
+        value = value.astimezone(datetime.UTC)
+    return value.replace(tzinfo=None).isoformat(" ")
+
+
+SQLITE = Adapters(
+    uid=lambda u: None if u is None else u.hex,
+    dt=_sqlite_dt,
+    js=lambda v: json.dumps(v),
+    day=lambda d: None if d is None else d.isoformat(),
+    tm=lambda t: None if t is None else t.isoformat(),
+)
+POSTGRES = Adapters(
+    uid=lambda u: u, dt=lambda d: d, js=lambda v: json.dumps(v), day=lambda d: d, tm=lambda t: t
+)
+
+
+@dataclass(slots=True)
+class Batch:
+    rows: dict[str, list[tuple[Any, ...]]] = field(default_factory=dict)
+    patients: int = 0
+
+    def add(self, spec: TableSpec, row: tuple[Any, ...]) -> None:
+        self.rows.setdefault(spec.table, []).append(row)
+
+
+class Sealer:
+    """`crypto.seal` for one (model, field), with the active key version fetched once."""
+
+    def __init__(self, version: int) -> None:
+        self.version = version
+
+    def __call__(
+        self, model: type[models.Model], name: str, value: str | None, row_id: uuid.UUID
+    ) -> bytes | None:
+        if value is None:
+            return None
+        column = model_field(model, name).column
+        return crypto.seal(
+            value, table=model._meta.db_table, column=column, row_id=row_id, version=self.version
+        )
+
+
+def _fact_rows(rec: PatientRec, fact: FactRec, a: Adapters) -> Iterable[tuple[Any, ...]]:
+    pid = a.uid(rec.id)
+    start, end = a.dt(fact.start), a.dt(fact.end)
+    if fact.components:
+        # One row per component: the table holds one value per fact, and measures look
+        # for the systolic and diastolic codes themselves.
+        for comp in fact.components:
+            yield (
+                pid,
+                fact.kind,
+                comp.code.system,
+                comp.code.code,
+                comp.code.display[:200],
+                fact.status,
+                fact.category,
+                start,
+                end,
+                comp.value,
+                "",
+                comp.unit,
+                SOURCE_SYSTEM,
+                f"{fact.id}#{comp.code.code}",
+                SOURCE_VERSION,
+            )
+        return
+    value_code = fact.value_code.code if fact.value_code else ""
+    yield (
+        pid,
+        fact.kind,
+        fact.code.system,
+        fact.code.code,
+        fact.code.display[:200],
+        fact.status,
+        fact.category,
+        start,
+        end,
+        fact.value_num,
+        value_code,
+        fact.unit,
+        SOURCE_SYSTEM,
+        str(fact.id),
+        SOURCE_VERSION,
+    )
+
+
+def _patient_row(rec: PatientRec, *, a: Adapters, seal: Sealer, ids: IdMap) -> tuple[Any, ...]:
+    pid = rec.id
+    return (
+        a.uid(pid),
+        seal(Patient, "given_name", rec.given, pid),
+        seal(Patient, "family_name", rec.family, pid),
+        seal(Patient, "preferred_name", rec.preferred_name, pid),
+        blind_value(NAME_KIND, rec.given),
+        blind_value(NAME_KIND, rec.family),
+        a.day(rec.birth_date),
+        rec.sex,
+        "",
+        rec.preferred_language,
+        seal(Patient, "address_line", rec.address_line, pid),
+        seal(Patient, "city", rec.city, pid),
+        seal(Patient, "postal_code", rec.postal_code, pid),
+        rec.state,
+        rec.time_zone,
+        rec.lifecycle_stage,
+        "",
+        None,
+        a.uid(ids[rec.primary_provider_id]),
+        a.uid(ids[rec.home_location_id]),
+        a.dt(rec.created_at),
+        a.dt(rec.created_at),
+    )
+
+
+def _reach_rows(batch: Batch, rec: PatientRec, *, a: Adapters, seal: Sealer) -> None:
+    """Identifier, contact points, coverage, preference and opt-ins."""
+    pid, iid = a.uid(rec.id), rec.identifier_id
+    mrn = seal(PatientIdentifier, "value", rec.mrn, iid)
+    batch.add(
+        IDENTIFIER, (a.uid(iid), pid, MRN_SYSTEM, "mrn", mrn, blind_value(IDENTIFIER_KIND, rec.mrn))
+    )
+    for c in rec.contacts:
+        value = seal(ContactPoint, "value", c.value, c.id)
+        index = blind_value(CONTACT_KIND, c.value)
+        batch.add(
+            CONTACT,
+            (
+                a.uid(c.id),
+                pid,
+                c.system,
+                c.use,
+                value,
+                index,
+                c.rank,
+                c.verified,
+                c.can_sms,
+                c.can_voice,
+                c.can_email,
+            ),
+        )
+    for cov in rec.coverages:
+        member = seal(Coverage, "member_id", cov.member_id, cov.id)
+        batch.add(
+            COVERAGE,
+            (
+                a.uid(cov.id),
+                pid,
+                cov.category,
+                cov.payer_name,
+                cov.plan_name,
+                member,
+                "self",
+                a.day(cov.period_start),
+                a.day(cov.period_end),
+                cov.status,
+                cov.rank,
+            ),
+        )
+    pref, updated = rec.preference, a.dt(rec.created_at)
+    batch.add(
+        PREFERENCE,
+        (
+            pid,
+            a.js(list(pref.channel_order)),
+            a.tm(pref.quiet_start),
+            a.tm(pref.quiet_end),
+            pref.do_not_contact,
+            updated,
+        ),
+    )
+    for opt in pref.opt_ins:
+        batch.add(OPT_IN, (pid, opt.channel, opt.purpose, opt.opted_in, updated))
+
+
+def _care_rows(batch: Batch, rec: PatientRec, *, a: Adapters, ids: IdMap) -> None:
+    """Appointments, clinical facts and referrals: coded, class-II rows."""
+    pid = a.uid(rec.id)
+    for ap in rec.appointments:
+        batch.add(
+            APPOINTMENT,
+            (
+                a.uid(ap.id),
+                pid,
+                a.uid(ids[ap.provider_id]),
+                a.uid(ids[ap.location_id]),
+                ap.type_code,
+                a.dt(ap.start),
+                a.dt(ap.end),
+                ap.status,
+                "demo",
+                a.dt(ap.created_at),
+            ),
+        )
+    for fact in rec.facts:
+        for row in _fact_rows(rec, fact, a):
+            batch.add(FACT, row)
+    for ref in rec.referrals:
+        reason_system, reason_code = (
+            (ref.reason.system, ref.reason.code) if ref.reason else ("", "")
+        )
+        batch.add(
+            REFERRAL,
+            (
+                a.uid(ref.id),
+                pid,
+                ref.direction,
+                ref.status,
+                ref.specialty,
+                ref.counterpart,
+                reason_system,
+                reason_code,
+                a.dt(ref.created_at),
+                a.dt(ref.closed_at),
+            ),
+        )
+
+
+def _lead_rows(batch: Batch, rec: PatientRec, *, a: Adapters, seal: Sealer) -> None:
+    for lead in rec.leads:
+        lid = lead.id
+        batch.add(
+            LEAD,
+            (
+                a.uid(lid),
+                seal(Lead, "given_name", lead.given, lid),
+                seal(Lead, "family_name", lead.family, lid),
+                blind_value(LEAD_NAME_KIND, lead.family),
+                seal(Lead, "phone", lead.phone, lid),
+                seal(Lead, "email", lead.email, lid),
+                lead.source,
+                lead.campaign,
+                lead.interest,
+                lead.status,
+                a.dt(lead.created_at),
+                a.uid(rec.id) if lead.converted else None,
+            ),
+        )
+
+
+def add_patient(batch: Batch, rec: PatientRec, *, a: Adapters, seal: Sealer, ids: IdMap) -> None:
+    """Add every row of one patient to the batch (`ids` maps generated practice ids to stored)."""
+    batch.add(PATIENT, _patient_row(rec, a=a, seal=seal, ids=ids))
+    _reach_rows(batch, rec, a=a, seal=seal)
+    _care_rows(batch, rec, a=a, ids=ids)
+    _lead_rows(batch, rec, a=a, seal=seal)
+    batch.patients += 1
