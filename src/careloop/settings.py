@@ -223,3 +223,10 @@ CONTACT_FREQUENCY_CAPS: dict[str, list[tuple[int, int]]] = {
     "email": [(2, 1), (5, 7)],
     "push": [(2, 1), (7, 7)],
 }
+
+# --- lifecycle stages (careloop.patients.lifecycle) ------------------------------------
+LIFECYCLE_DORMANT_MONTHS = env_int("DORMANT_MONTHS", 24, minimum=1)
+# Days past the expected visit cadence before a patient counts as a retention risk.
+LIFECYCLE_GRACE_DAYS = env_int("RETENTION_GRACE_DAYS", 30)
+# How long after the first visit a patient stays in the first-visit stage.
+LIFECYCLE_FIRST_VISIT_DAYS = 90

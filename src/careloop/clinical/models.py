@@ -20,6 +20,7 @@ class FactKind(models.TextChoices):
     ALLERGY = "allergy", "Allergy"
     DIAGNOSTIC_REPORT = "report", "Diagnostic report"
     SERVICE_REQUEST = "service_request", "Service request"
+    CARE_PLAN = "care_plan", "Care plan"
 
 
 class CodeSystem(models.TextChoices):

@@ -56,6 +56,8 @@ class Patient(models.Model):
     )
     lifecycle_reason = models.CharField(max_length=200, blank=True)
     deceased_on = models.DateField(null=True, blank=True)
+    # Care moved to another practice for good: the relationship ends here.
+    transferred_on = models.DateField(null=True, blank=True)
     primary_provider = models.ForeignKey(
         "scheduling.Provider", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -177,3 +179,54 @@ class Coverage(models.Model):
                 name="coverage_period_ordered",
             ),
         ]
+
+
+class StageChange(models.Model):
+    """Lifecycle stage history, for funnel and retention analytics."""
+
+    patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="stage_changes")
+    at = models.DateTimeField()
+    from_stage = models.CharField(max_length=16, choices=LifecycleStage.choices, blank=True)
+    to_stage = models.CharField(max_length=16, choices=LifecycleStage.choices)
+    reason = models.CharField(max_length=200)
+
+    class Meta:
+        ordering = ["patient", "at", "id"]
+        indexes = [models.Index(fields=["to_stage", "at"], name="stage_change_funnel_idx")]
+
+
+class TimelineKind(models.TextChoices):
+    MESSAGE_SENT = "message_sent", "Message sent"
+    MESSAGE_RECEIVED = "message_received", "Message received"
+    APPOINTMENT = "appointment", "Appointment"
+    VISIT = "visit", "Visit"
+    CONSENT = "consent", "Consent"
+    REFERRAL = "referral", "Referral"
+    CARE_GAP = "care_gap", "Care gap"
+    NOTE = "note", "Note"
+    PROFILE = "profile", "Profile change"
+    STAGE = "stage", "Lifecycle stage"
+
+
+class TimelineEvent(models.Model):
+    """One touchpoint on a patient's timeline. Every app writes here (patients.timeline).
+
+    `summary` is written by code from coded values ("Stage: chronic care"), never from
+    free text a person typed, so it holds no class-I data; free text stays encrypted in
+    the row that `ref_type`/`ref_id` point at.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="timeline")
+    at = models.DateTimeField()
+    kind = models.CharField(max_length=20, choices=TimelineKind.choices)
+    summary = models.CharField(max_length=200)
+    actor = models.ForeignKey(
+        "security.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    ref_type = models.CharField(max_length=40, blank=True)
+    ref_id = models.CharField(max_length=64, blank=True)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        indexes = [models.Index(fields=["patient", "-at"], name="timeline_patient_at_idx")]
