@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -19,6 +20,33 @@ from careloop.security import crypto
 def _fresh_keyring() -> None:
     # Each test database has its own data keys; never reuse another database's keys.
     crypto.keyring.reset()
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _flush_through_audit_triggers() -> Iterator[None]:
+    """Let transactional tests' table flush pass the audit log's append-only triggers.
+
+    pytest-django empties every table after a `transaction=True` test (Django's
+    TransactionTestCase._fixture_teardown runs `flush`), which the triggers refuse. The
+    flush runs inside the maintenance switch, on the same connection, and nothing else.
+    """
+    from django.test import TransactionTestCase
+
+    from careloop.security.audit import audit_maintenance
+
+    original = TransactionTestCase._fixture_teardown
+
+    def fixture_teardown(self: TransactionTestCase) -> None:
+        with contextlib.ExitStack() as stack:
+            for alias in self._databases_names(include_mirrors=False):
+                stack.enter_context(audit_maintenance(using=alias))
+            original(self)
+
+    TransactionTestCase._fixture_teardown = fixture_teardown  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        TransactionTestCase._fixture_teardown = original  # type: ignore[method-assign]
 
 
 def _postgres_admin_url() -> str:

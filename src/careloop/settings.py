@@ -71,6 +71,9 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- apps ------------------------------------------------------------------------
 INSTALLED_APPS = [
+    # Before django.contrib.auth so that its `createsuperuser` (which validates the
+    # password in every mode) wins over Django's.
+    "careloop.security.auth",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -78,6 +81,8 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django_tasks",
     "django_tasks_db",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
     "careloop.core",
     "careloop.security",
     "careloop.patients",
@@ -87,15 +92,20 @@ INSTALLED_APPS = [
     "careloop.referrals",
     "careloop.leads",
     "careloop.demo",
+    "careloop.api",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "careloop.core.headers.SecurityHeadersMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "careloop.security.sessions.SessionPolicyMiddleware",
+    "careloop.security.auth.gate.MfaGateMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "careloop.core.middleware.NoStoreMiddleware",
 ]
@@ -114,6 +124,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "careloop.core.context.practice",
+                "careloop.security.sessions.session_context",
             ],
         },
     },
@@ -139,6 +150,23 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 SESSION_IDLE_TIMEOUT = env_int("SESSION_IDLE_SECONDS", 15 * 60, minimum=60)
 SESSION_COOKIE_AGE = env_int("SESSION_ABSOLUTE_SECONDS", 12 * 60 * 60, minimum=300)
+# The banner with "Stay signed in" shows this long before an idle sign-out.
+SESSION_IDLE_WARNING_SECONDS = 2 * 60
+# Sensitive actions (exports, role changes, key rotation) ask for the password and a
+# code again when the last time was longer ago than this (careloop.security.auth.gate).
+REAUTH_MAX_AGE_SECONDS = 5 * 60
+# Lockout: this many failed passwords or codes within the window lock a staff account.
+LOCKOUT_FAILURES = 10
+LOCKOUT_WINDOW_SECONDS = 15 * 60
+LOCKOUT_SECONDS = 15 * 60
+# Sliding-window rate limits, scope: (requests, seconds) (careloop.security.ratelimit).
+# Per address generously (a clinic signs in from behind one NAT address), per username
+# tightly; the lockout above is what stops password guessing on a real account.
+RATE_LIMITS = {
+    "login.ip": (60, 10 * 60),
+    "login.username": (20, 15 * 60),
+    "token.ip": (600, 60),
+}
 SESSION_EXPIRE_AT_BROWSER_CLOSE = True
 SESSION_COOKIE_SECURE = True
 SESSION_COOKIE_HTTPONLY = True
@@ -185,6 +213,8 @@ TASKS = {
 
 # --- the practice ------------------------------------------------------------------
 PRACTICE_NAME = env("PRACTICE_NAME", "Riverbend Family Health") or "Riverbend Family Health"
+# TOTP (django-otp): authenticator apps show the practice's name beside the code.
+OTP_TOTP_ISSUER = PRACTICE_NAME
 PRACTICE_TIME_ZONE = env("PRACTICE_TIME_ZONE", "America/Chicago") or "America/Chicago"
 
 # --- i18n, time, static ---------------------------------------------------------------

@@ -10,9 +10,11 @@ from careloop.core import views as core_views
 
 urlpatterns = [
     path("", core_views.home, name="home"),
-    path("accounts/login/", core_views.login, name="login"),
-    path("accounts/logout/", core_views.logout, name="logout"),
+    path("accounts/", include("careloop.security.auth.urls")),
     path("patients/", include("careloop.patients.urls")),
+    path("emergency-access/", include("careloop.security.break_glass_urls")),
+    path("audit/", include("careloop.security.urls_audit")),
+    path("api/", include("careloop.api.urls")),
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
     re_path(

@@ -25,6 +25,7 @@ from tests.patients.builders import (
     make_provider,
     make_user,
 )
+from tests.security.personas import totp_code_now, totp_device
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -47,10 +48,12 @@ def _missing(reason: str) -> None:
 
 
 @pytest.fixture
-def practice(live_server: Any) -> None:
+def practice(live_server: Any) -> bytes:
     """Built before the browser starts: Playwright's event loop in this thread would
     make the ORM refuse to run (SynchronousOnlyOperation)."""
-    make_user(Role.FRONT_DESK, username="frontdesk", first_name="Dana", last_name="Okafor")
+    front_desk = make_user(
+        Role.FRONT_DESK, username="frontdesk", first_name="Dana", last_name="Okafor"
+    )
     location = make_location()
     provider = make_provider(location)
     ana = make_patient(
@@ -69,10 +72,11 @@ def practice(live_server: Any) -> None:
     make_patient("José", "Rivera", datetime.date(1990, 7, 4), sex=Sex.MALE)
     for n in range(3):
         make_patient(f"Sam{n}", "Lee", datetime.date(1985, 5, 1 + n))
+    return bytes(totp_device(front_desk).bin_key)
 
 
 @pytest.fixture
-def page(settings: Any, practice: None) -> Iterator[Any]:
+def page(settings: Any, practice: bytes) -> Iterator[Any]:
     if not CHROMIUM.exists():
         _missing(f"{CHROMIUM} is not installed")
     try:
@@ -105,7 +109,7 @@ def _shot(page: Any, name: str) -> None:
 
 
 def test_staff_member_signs_in_searches_as_they_type_and_opens_a_patient(
-    live_server: Any, page: Any
+    live_server: Any, page: Any, practice: bytes
 ) -> None:
     from playwright.sync_api import expect
 
@@ -118,6 +122,10 @@ def test_staff_member_signs_in_searches_as_they_type_and_opens_a_patient(
     expect(page.get_by_role("alert")).to_contain_text("did not match")
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Sign in").click()
+    # The second step: a code from the authenticator app.
+    expect(page.get_by_role("heading", name="Verification code")).to_be_visible()
+    page.get_by_label("Code", exact=True).fill(totp_code_now(practice))
+    page.get_by_role("button", name="Verify").click()
 
     expect(page.get_by_role("heading", name="Today at a glance")).to_be_visible()
     expect(page.locator('[data-stat="active-patients"] .stat-value')).to_have_text("5")

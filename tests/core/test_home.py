@@ -24,6 +24,7 @@ from tests.patients.builders import (
     make_provider,
     make_user,
 )
+from tests.security.personas import force_verified_login
 
 pytestmark = pytest.mark.django_db
 
@@ -123,7 +124,7 @@ def stage_counts(html: str) -> dict[str, int]:
 
 @pytest.fixture
 def coordinator(client: Client) -> Client:
-    client.force_login(make_user(Role.CARE_COORDINATOR))
+    force_verified_login(client, make_user(Role.CARE_COORDINATOR))
     return client
 
 
@@ -181,7 +182,7 @@ def test_headline_takes_four_queries_whatever_the_population(
 
 
 def test_auditor_sees_home_without_the_practice_figures(client: Client, population: None) -> None:
-    client.force_login(make_user(Role.AUDITOR))
+    force_verified_login(client, make_user(Role.AUDITOR))
     response = client.get("/", secure=True)
     assert response.status_code == 200
     assert stat_values(response.content.decode()) == {}

@@ -165,9 +165,9 @@ def test_demo_users_get_one_account_per_staff_role_with_hashed_random_passwords(
         again = demo_users_ensure()
 
     assert first == again
-    assert {username for username, _, _ in first} == {str(r.value) for r in STAFF_ROLES}
-    assert len({password for _, _, password in first}) == len(first)
-    for username, role, password in first:
+    assert {sign_in.username for sign_in in first} == {str(r.value) for r in STAFF_ROLES}
+    assert len({sign_in.password for sign_in in first}) == len(first)
+    for username, role, password, _secret in first:
         user = User.objects.get(username=username)
         assert user.role == role
         assert len(password) >= 16

@@ -25,6 +25,7 @@ from tests.patients.builders import (
     make_provider,
     make_user,
 )
+from tests.security.personas import force_verified_login, sign_in
 
 pytestmark = pytest.mark.django_db
 
@@ -105,18 +106,21 @@ def clinician() -> User:
 
 
 @pytest.fixture
-def staff(client: Client, clinician: User) -> Client:
-    client.force_login(clinician)
+def staff(client: Client) -> Client:
+    # A care coordinator reads every part of the patient page for the whole practice
+    # (a clinician is limited to her care team: tests/security/test_permissions_scope.py).
+    force_verified_login(client, make_user(Role.CARE_COORDINATOR))
     return client
 
 
 # --- signing in and out ---------------------------------------------------------------
 
 
-def test_login_with_the_right_password_lands_on_home(client: Client, clinician: User) -> None:
-    response = client.post(
-        "/accounts/login/", {"username": clinician.username, "password": PASSWORD}, secure=True
-    )
+def test_login_with_the_right_password_and_code_lands_on_home(
+    client: Client, clinician: User
+) -> None:
+    # Password, then TOTP: tests/security/test_auth.py covers each step.
+    response = sign_in(client, clinician)
     assert response.status_code == 302
     assert response["Location"] == "/"
     home = client.get("/", secure=True)
@@ -156,8 +160,8 @@ def test_logout_is_a_post_and_ends_the_session(staff: Client) -> None:
 
 def test_signed_in_pages_show_user_role_and_a_logout_form(staff: Client) -> None:
     html = staff.get("/", secure=True).content.decode()
-    assert "clinician-user" in html
-    assert "Clinician" in html
+    assert "care_coordinator-user" in html
+    assert "Care coordinator" in html
     assert re.search(r'<form method="post" action="/accounts/logout/"', html)
 
 
@@ -178,11 +182,11 @@ def test_anonymous_search_post_is_sent_to_login(client: Client) -> None:
     assert response.status_code == 302
 
 
-@pytest.mark.parametrize("role", [Role.AUDITOR, Role.ANALYST])
-def test_auditor_and_analyst_are_refused_patient_pages(
+@pytest.mark.parametrize("role", [Role.AUDITOR, Role.ANALYST, Role.MARKETING])
+def test_roles_without_the_patient_directory_are_refused_patient_pages(
     client: Client, practice: Practice, role: str
 ) -> None:
-    client.force_login(make_user(role))
+    force_verified_login(client, make_user(role))
     for response in (
         client.get("/patients/", secure=True),
         client.post("/patients/", {"q": "garcia"}, secure=True),
@@ -193,19 +197,25 @@ def test_auditor_and_analyst_are_refused_patient_pages(
         assert "García" not in response.content.decode()
 
 
-@pytest.mark.parametrize(
-    "role", [Role.ADMIN, Role.FRONT_DESK, Role.CARE_COORDINATOR, Role.CLINICIAN, Role.MARKETING]
-)
+@pytest.mark.parametrize("role", [Role.ADMIN, Role.FRONT_DESK, Role.CARE_COORDINATOR])
 def test_patient_facing_staff_roles_may_open_patient_pages(
     client: Client, practice: Practice, role: str
 ) -> None:
-    client.force_login(make_user(role))
+    force_verified_login(client, make_user(role))
+    assert client.get("/patients/", secure=True).status_code == 200
+    assert client.get(f"/patients/{practice.ana.id}/", secure=True).status_code == 200
+
+
+def test_a_clinician_may_open_the_patient_pages_of_her_care_team(
+    client: Client, practice: Practice
+) -> None:
+    force_verified_login(client, make_user(Role.CLINICIAN, provider=practice.provider))
     assert client.get("/patients/", secure=True).status_code == 200
     assert client.get(f"/patients/{practice.ana.id}/", secure=True).status_code == 200
 
 
 def test_a_patient_account_may_not_use_staff_pages(client: Client, practice: Practice) -> None:
-    client.force_login(make_user(Role.PATIENT))
+    force_verified_login(client, make_user(Role.PATIENT))
     for path in ("/", "/patients/", f"/patients/{practice.ana.id}/"):
         response = client.get(path, secure=True)
         assert response.status_code == 403
@@ -213,7 +223,7 @@ def test_a_patient_account_may_not_use_staff_pages(client: Client, practice: Pra
 
 
 def test_nav_hides_patients_from_roles_that_may_not_see_them(client: Client) -> None:
-    client.force_login(make_user(Role.AUDITOR))
+    force_verified_login(client, make_user(Role.AUDITOR))
     html = client.get("/", secure=True).content.decode()
     assert 'href="/patients/"' not in html
     assert "does not include the practice" in html

@@ -12,7 +12,7 @@ from careloop.leads.models import Lead
 from careloop.patients.models import LifecycleStage, Patient
 from careloop.referrals.models import Referral, ReferralDirection, ReferralStatus
 from careloop.scheduling.models import Appointment, AppointmentStatus
-from careloop.security.access import HEADLINE_ROLES, Actor, require_role
+from careloop.security.permissions import Actor, Op, Resource, require
 
 # Stages of a patient the practice no longer looks after.
 INACTIVE_STAGES = frozenset(
@@ -64,7 +64,7 @@ def practice_headline(*, actor: Actor, today: datetime.date) -> PracticeHeadline
     over visits with a known outcome (checked in, completed, no-show) that started in
     the 90 days before today or today.
     """
-    require_role(actor, HEADLINE_ROLES)
+    require(actor, Op.READ, Resource.AGGREGATES)
     stage_rows = Patient.objects.order_by().values("lifecycle_stage").annotate(n=Count("id"))
     stage_counts = {row["lifecycle_stage"]: row["n"] for row in stage_rows}
     by_stage = [

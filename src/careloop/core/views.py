@@ -1,37 +1,29 @@
-"""The staff shell: sign-in and sign-out, the home page, and static assets."""
+"""The staff shell: the home page and static assets (sign-in is careloop.security.auth)."""
 
 from __future__ import annotations
 
-from django.contrib.auth import views as auth_views
 from django.contrib.staticfiles.views import serve as staticfiles_serve
 from django.http import HttpRequest, HttpResponse
 from django.http.response import HttpResponseBase
 from django.shortcuts import render
 from django.views.decorators.http import require_safe
 
-from careloop.core.forms import LoginForm
 from careloop.core.practice import practice_today
 from careloop.core.selectors import practice_headline
-from careloop.core.web import staff_page
-from careloop.security.access import HEADLINE_ROLES, STAFF_PAGE_ROLES, has_role
+from careloop.core.web import staff_shell_page
+from careloop.security.permissions import Op, Resource, actor_allowed
 
 # An asset URL carrying its content hash (`{% asset %}`) never changes meaning.
 FINGERPRINTED_MAX_AGE = 365 * 24 * 60 * 60
 PLAIN_MAX_AGE = 60 * 60
 
-login = auth_views.LoginView.as_view(
-    template_name="careloop/login.html",
-    authentication_form=LoginForm,
-    redirect_authenticated_user=True,
-)
-logout = auth_views.LogoutView.as_view()
-
 
 @require_safe
-@staff_page(STAFF_PAGE_ROLES)
+@staff_shell_page
 def home(request: HttpRequest) -> HttpResponse:
+    """Every staff role lands here; the practice's figures only for those who read aggregates."""
     headline = None
-    if has_role(request.user, HEADLINE_ROLES):
+    if actor_allowed(request.user, Op.READ, Resource.AGGREGATES):
         headline = practice_headline(actor=request.user, today=practice_today())
     return render(request, "careloop/home.html", {"headline": headline})
 

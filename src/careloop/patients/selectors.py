@@ -24,8 +24,9 @@ from careloop.core.practice import age_on, practice_today
 from careloop.patients.models import ContactPoint, Coverage, Patient, PatientIdentifier
 from careloop.scheduling.models import Appointment
 from careloop.security import normalize
-from careloop.security.access import PATIENT_READ_ROLES, Actor, require_role
 from careloop.security.fields import blind_value
+from careloop.security.permissions import Actor, Op, Resource, actor_allowed, require
+from careloop.security.scope import patient_scope
 
 PAGE_SIZE = 25
 MAX_QUERY_LENGTH = 200
@@ -175,8 +176,12 @@ def _identifier_condition(text: str) -> Q | None:
     return Q(id__in=PatientIdentifier.objects.filter(value_bidx=value).values("patient_id"))
 
 
-def _search_queryset(query: str, kind: SearchKind) -> QuerySet[Patient]:
-    patients = Patient.objects.select_related("primary_provider").order_by(*LIST_ORDER)
+def _search_queryset(actor: Actor, query: str, kind: SearchKind) -> QuerySet[Patient]:
+    patients = (
+        Patient.objects.filter(patient_scope(actor))
+        .select_related("primary_provider")
+        .order_by(*LIST_ORDER)
+    )
     if kind is SearchKind.ALL:
         return patients
     condition: Q | None
@@ -214,10 +219,10 @@ def patient_search(*, actor: Actor, query: str, page: int | str | None = 1) -> P
     e-mail address or phone number the contact points (and a number the identifiers
     too), one token with digits the identifiers (MRNs), anything else names.
     """
-    require_role(actor, PATIENT_READ_ROLES)
+    require(actor, Op.READ, Resource.DEMOGRAPHICS)
     text = query.strip()[:MAX_QUERY_LENGTH]
     kind = search_kind(text)
-    paginator = Paginator(_search_queryset(text, kind), PAGE_SIZE)
+    paginator = Paginator(_search_queryset(actor, text, kind), PAGE_SIZE)
     current = paginator.get_page(page)
     today = practice_today()
     return PatientPage(
@@ -231,12 +236,11 @@ def patient_search(*, actor: Actor, query: str, page: int | str | None = 1) -> P
 
 
 def patient_get(*, actor: Actor, patient_id: uuid.UUID) -> Patient:
-    """The patient, or `NotFound` whether it is missing or (later) not the actor's to see."""
-    require_role(actor, PATIENT_READ_ROLES)
+    """The patient, or `NotFound` whether it is missing or outside the actor's scope."""
+    require(actor, Op.READ, Resource.DEMOGRAPHICS, patient_id=patient_id)
+    patients = Patient.objects.filter(patient_scope(actor))
     try:
-        return Patient.objects.select_related("primary_provider", "home_location").get(
-            pk=patient_id
-        )
+        return patients.select_related("primary_provider", "home_location").get(pk=patient_id)
     except Patient.DoesNotExist:
         raise NotFound from None
 
@@ -250,14 +254,17 @@ class FactCount:
 
 @dataclass(frozen=True)
 class PatientProfile:
+    """The patient page's content. A part the actor's role may not read is None (not
+    loaded, not shown), which is different from an empty list (nothing on record)."""
+
     patient: Patient
     age: int
-    contact_points: list[ContactPoint]
     identifiers: list[PatientIdentifier]
-    coverages: list[Coverage]
-    upcoming_appointments: list[Appointment]
-    recent_appointments: list[Appointment]
-    fact_counts: list[FactCount]
+    contact_points: list[ContactPoint] | None
+    coverages: list[Coverage] | None
+    upcoming_appointments: list[Appointment] | None
+    recent_appointments: list[Appointment] | None
+    fact_counts: list[FactCount] | None
 
 
 def _appointments(patient: Patient) -> QuerySet[Appointment]:
@@ -279,20 +286,43 @@ def _fact_counts(patient: Patient) -> list[FactCount]:
 
 
 def patient_profile(*, actor: Actor, patient_id: uuid.UUID) -> PatientProfile:
-    """Everything the patient page shows, in a fixed handful of queries."""
+    """What the patient page shows to this actor, in a fixed handful of queries.
+
+    Minimum necessary within the page: each part is loaded only when the actor's role
+    may read its class of data (careloop.security.permissions).
+    """
     patient = patient_get(actor=actor, patient_id=patient_id)
     at = clock.now()
+
+    def may(resource: Resource) -> bool:
+        return actor_allowed(actor, Op.READ, resource)
+
+    appointments = may(Resource.APPOINTMENTS)
     return PatientProfile(
         patient=patient,
         age=age_on(patient.birth_date, practice_today()),
-        contact_points=list(patient.contact_points.all()),
         identifiers=list(patient.identifiers.all()),
-        coverages=list(patient.coverages.all()),
+        contact_points=list(patient.contact_points.all()) if may(Resource.CONTACT) else None,
+        coverages=list(patient.coverages.all()) if may(Resource.COVERAGE) else None,
         upcoming_appointments=list(
             _appointments(patient).filter(start__gte=at).order_by("start")[:RECENT_APPOINTMENTS]
-        ),
+        )
+        if appointments
+        else None,
         recent_appointments=list(
             _appointments(patient).filter(start__lt=at).order_by("-start")[:RECENT_APPOINTMENTS]
-        ),
-        fact_counts=_fact_counts(patient),
+        )
+        if appointments
+        else None,
+        fact_counts=_fact_counts(patient) if may(Resource.CLINICAL) else None,
     )
+
+
+def patient_search_queryset(*, actor: Actor, query: str) -> QuerySet[Patient]:
+    """What `patient_search` matches, unpaged and newest first (`LIST_ORDER`).
+
+    For callers that page by key instead of by page number (the JSON API's cursors).
+    """
+    require(actor, Op.READ, Resource.DEMOGRAPHICS)
+    text = query.strip()[:MAX_QUERY_LENGTH]
+    return _search_queryset(actor, text, search_kind(text))

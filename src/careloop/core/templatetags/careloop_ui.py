@@ -11,7 +11,7 @@ from django.conf.locale import LANG_INFO
 from django.contrib.staticfiles import finders
 from django.templatetags.static import static
 
-from careloop.security.access import PATIENT_READ_ROLES, Actor, has_role
+from careloop.security.permissions import Actor, Op, Resource, actor_allowed
 
 register = template.Library()
 
@@ -32,7 +32,12 @@ def asset(path: str) -> str:
 
 @register.filter
 def can_read_patients(user: Actor) -> bool:
-    return has_role(user, PATIENT_READ_ROLES)
+    return actor_allowed(user, Op.READ, Resource.DEMOGRAPHICS)
+
+
+@register.filter
+def can_read_audit(user: Actor) -> bool:
+    return actor_allowed(user, Op.READ, Resource.AUDIT)
 
 
 @register.filter

@@ -15,8 +15,12 @@ from careloop.core.server.listen import BindAddress, ListenError, bind_parse, li
 from careloop.core.server.plan import certificate_choose
 from careloop.core.server.supervisor import Child, Supervisor
 from careloop.core.server.tls import CertificatePair, TLSError, server_context
-from careloop.security.demo_users import demo_credentials_path, demo_users_ensure
-from careloop.security.models import Role
+from careloop.security.demo_users import (
+    DemoSignIn,
+    demo_credentials_path,
+    demo_sign_in_text,
+    demo_users_ensure,
+)
 
 READY_TIMEOUT_SECONDS = 90.0
 
@@ -88,7 +92,7 @@ class Command(CareloopCommand):
         *,
         address: BindAddress,
         pair: CertificatePair | None,
-        credentials: list[tuple[str, str, str]],
+        credentials: list[DemoSignIn],
     ) -> None:
         serve = [sys.executable, "-m", "careloop", "serve", "--bind", str(address)]
         if pair is not None:
@@ -127,7 +131,7 @@ class Command(CareloopCommand):
         *,
         address: BindAddress,
         pair: CertificatePair | None,
-        credentials: list[tuple[str, str, str]],
+        credentials: list[DemoSignIn],
     ) -> None:
         url = f"https://{address}/"
         lines = ["", f"careloop is running at {url}"]
@@ -137,10 +141,8 @@ class Command(CareloopCommand):
                 "your browser will ask you to accept it once."
             )
         lines.append(f"  Demo sign-ins (kept in {demo_credentials_path()}, mode 0600):")
-        lines += [
-            f"    {username:<18} {password}   ({Role(role).label})"
-            for username, role, password in credentials
-        ]
+        # Password, then the TOTP secret as text and as a QR code to scan (security).
+        lines.append(demo_sign_in_text(credentials))
         lines += ["  Press Ctrl-C to stop.", ""]
         self.stdout.write("\n".join(lines))
         self.stdout.flush()

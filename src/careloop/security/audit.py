@@ -1,0 +1,282 @@
+"""The audit log: `audit_record` writes one event; `audit_maintenance` is the triggers' switch.
+
+Every read or write of PHI, every export, sign-in and permission denial calls
+`audit_record` inside the transaction of the action it records, so the event commits
+or rolls back with it. Events are chained (careloop.security.audit_chain): each write
+locks the one-row chain head, takes the next `seq` and links to the previous hash.
+Because that lock is held until the enclosing transaction commits, call
+`audit_record` late in a transaction, after the slow work.
+
+Database triggers (migration 0002) refuse UPDATE, DELETE and TRUNCATE on the audit
+tables unless the maintenance switch is on; see docs/audit.md for the threat model.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+
+from django.conf import settings
+from django.contrib.auth.models import AnonymousUser
+from django.db import connections, transaction
+from django.http import HttpRequest
+
+from careloop.core.clock import now
+from careloop.security import audit_chain
+from careloop.security.models import (
+    AuditChainHead,
+    AuditEvent,
+    AuditReason,
+    Role,
+    User,
+)
+
+# The action vocabulary. Extending it is a decision for the lead (docs/audit.md).
+ACTIONS: frozenset[str] = frozenset(
+    {
+        "auth.login",
+        "auth.login_failed",
+        "auth.logout",
+        "auth.lockout",
+        "auth.mfa_enrolled",
+        "auth.mfa_failed",
+        "auth.reauth",
+        "auth.session_expired",
+        "user.create",
+        "user.disable",
+        "user.role_change",
+        "token.create",
+        "token.revoke",
+        "token.denied",
+        "patient.list",
+        "patient.search",
+        "patient.view",
+        "patient.create",
+        "patient.update",
+        "export.csv",
+        "export.ndjson",
+        "access.denied",
+        "access.break_glass",
+        "audit.search",
+        "audit.export",
+        "audit.verify",
+        "config.change",
+        "keys.rotate",
+        "api.read",
+        "api.write",
+        "fhir.read",
+    }
+)
+OUTCOMES: frozenset[str] = frozenset(AuditEvent.Outcome.values)
+ACTOR_KINDS: frozenset[str] = frozenset(AuditEvent.ActorKind.values)
+
+
+def source_address(request: HttpRequest) -> str | None:
+    """The client's IP address, normalised; None when it is not a valid address.
+
+    Behind a proxy (settings.BEHIND_PROXY) the address is the last X-Forwarded-For
+    entry, the one our own proxy appended: entries to its left come from the client
+    and can say anything.
+    """
+    raw = request.META.get("REMOTE_ADDR", "")
+    if settings.BEHIND_PROXY:
+        forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
+        hops = [hop.strip() for hop in forwarded.split(",") if hop.strip()]
+        if hops:
+            raw = hops[-1]
+    try:
+        address = ipaddress.ip_address(raw)
+    except ValueError:
+        return None
+    # An IPv4 client seen through a dual-stack socket is recorded as the IPv4 address.
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return str(address.ipv4_mapped)
+    return str(address)
+
+
+def _actor_columns(
+    actor: User | AnonymousUser | None, actor_kind: str | None, actor_id: str
+) -> tuple[str, str, str]:
+    """(actor_kind, actor_id, actor_label) for the event."""
+    if isinstance(actor, User):
+        if actor.role == Role.PATIENT:
+            # A patient's username may be an email address: reference them by id only.
+            return actor_kind or AuditEvent.ActorKind.PATIENT, actor_id or str(actor.pk), ""
+        return actor_kind or AuditEvent.ActorKind.USER, actor_id or str(actor.pk), actor.username
+    if actor_kind is None:
+        actor_kind = (
+            AuditEvent.ActorKind.ANONYMOUS if actor is not None else AuditEvent.ActorKind.SYSTEM
+        )
+    return actor_kind, actor_id, ""
+
+
+# The hot path speaks SQL directly: the ORM's per-statement overhead would cap the
+# audit log well below the 2,000 events/s that busy clinics need (bench/audit.py).
+_HEAD_LOCK = {
+    "postgresql": "SELECT seq, hash FROM security_auditchainhead WHERE id = 1 FOR UPDATE",
+    "sqlite": "SELECT seq, hash FROM security_auditchainhead WHERE id = 1",
+}
+_HEAD_ADVANCE = "UPDATE security_auditchainhead SET seq = %s, hash = %s WHERE id = 1"
+_INSERT_COLUMNS = ("id", *audit_chain.CHAIN_COLUMNS[2:], "seq", "hash")
+_INSERT_EVENT = (
+    "INSERT INTO security_auditevent (id, at, actor_kind, actor_id, actor_label, source_ip, "
+    "patient_id, action, resource_type, resource_id, fields, outcome, reason_digest, "
+    "prev_hash, seq, hash) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, "
+    "%s, %s)"
+)
+# PostgreSQL: insert and advance the head in one round trip (a data-modifying CTE).
+_INSERT_AND_ADVANCE = (
+    "WITH event AS (INSERT INTO security_auditevent (id, at, actor_kind, actor_id, "
+    "actor_label, source_ip, patient_id, action, resource_type, resource_id, fields, "
+    "outcome, reason_digest, prev_hash, seq, hash) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, "
+    "%s, %s, %s, %s, %s, %s, %s, %s) RETURNING seq, hash) "
+    "UPDATE security_auditchainhead SET seq = event.seq, hash = event.hash "
+    "FROM event WHERE id = 1"
+)
+
+
+def _lock_head(using: str) -> tuple[int, bytes]:
+    """The chain head's (seq, hash), locked for this transaction; rebuilt if absent."""
+    connection = connections[using]
+    with connection.cursor() as cursor:
+        cursor.execute(_HEAD_LOCK.get(connection.vendor, _HEAD_LOCK["postgresql"]))
+        row = cursor.fetchone()
+    if row is not None:
+        return int(row[0]), bytes(row[1])
+    # First event ever, or the head row was lost (a test flush): continue from the last
+    # event, so a lost head can never restart the chain at seq 1.
+    last = AuditEvent.objects.using(using).order_by("-seq").values_list("seq", "hash").first()
+    seq, top = (last[0], bytes(last[1])) if last else (0, audit_chain.GENESIS)
+    AuditChainHead.objects.using(using).bulk_create(
+        [AuditChainHead(pk=1, seq=seq, hash=top)], ignore_conflicts=True
+    )
+    head = AuditChainHead.objects.using(using).select_for_update().get(pk=1)
+    return head.seq, bytes(head.hash)
+
+
+_FIELDS = {field.attname: field for field in AuditEvent._meta.concrete_fields}
+
+
+def _insert(event: AuditEvent, using: str) -> None:
+    connection = connections[using]
+    params = [
+        _FIELDS[column].get_db_prep_save(getattr(event, column), connection)
+        for column in _INSERT_COLUMNS
+    ]
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(_INSERT_AND_ADVANCE, params)
+        else:
+            cursor.execute(_INSERT_EVENT, params)
+            cursor.execute(_HEAD_ADVANCE, [event.seq, bytes(event.hash)])
+    event._state.adding = False
+    event._state.db = using
+
+
+def audit_record(
+    *,
+    action: str,
+    request: HttpRequest | None = None,
+    actor: User | AnonymousUser | None = None,
+    actor_kind: str | None = None,
+    actor_id: str = "",
+    patient_id: uuid.UUID | None = None,
+    resource_type: str = "",
+    resource_id: str = "",
+    fields: Sequence[str] = (),
+    outcome: str = "success",
+    reason: str = "",
+) -> AuditEvent:
+    """Append one event to the audit chain, in the caller's transaction.
+
+    `request` supplies the actor (unless `actor` is given) and the source address.
+    Without an actor the event is the system's (pass `actor_kind="integration"` and the
+    client id as `actor_id` for an integration, or a job name for a system job).
+    `reason` is the text a person typed (e.g. to break the glass); it is stored
+    encrypted beside the event, never in it. Never put PHI of class I in any other
+    argument: `resource_id` is an id, `fields` are field names.
+    """
+    if action not in ACTIONS:
+        raise ValueError(f"unknown audit action {action!r}; see careloop.security.audit.ACTIONS")
+    if outcome not in OUTCOMES:
+        raise ValueError(f"audit outcome must be one of {sorted(OUTCOMES)}, not {outcome!r}")
+    if actor_kind is not None and actor_kind not in ACTOR_KINDS:
+        raise ValueError(f"unknown audit actor kind {actor_kind!r}")
+    if isinstance(fields, str):
+        raise TypeError("audit fields is a sequence of field names, not one string")
+    if actor is None and request is not None:
+        # Before the authentication middleware has run there is no user: anonymous.
+        actor = getattr(request, "user", None) or AnonymousUser()
+    kind, who, label = _actor_columns(actor, actor_kind, actor_id)
+    using = "default"
+    # No savepoint: if the audit write fails, the action it records must fail with it.
+    with transaction.atomic(using=using, savepoint=False):
+        seq, prev_hash = _lock_head(using)
+        event = AuditEvent(
+            id=uuid.uuid4(),
+            seq=seq + 1,
+            at=now(),
+            # Every value exactly as the database will hand it back, or verify would
+            # hash something else: text as str, the patient id as a UUID.
+            actor_kind=str(kind),
+            actor_id=str(who),
+            actor_label=label,
+            source_ip=source_address(request) if request is not None else None,
+            patient_id=uuid.UUID(str(patient_id)) if patient_id is not None else None,
+            action=action,
+            resource_type=str(resource_type),
+            resource_id=str(resource_id),
+            fields=[str(name) for name in fields],
+            outcome=outcome,
+            reason_digest=audit_chain.reason_digest(reason),
+            prev_hash=prev_hash,
+        )
+        event.hash = audit_chain.event_hash(
+            audit_chain.chain_key(), audit_chain.event_values(event)
+        )
+        _insert(event, using)
+        if reason:
+            AuditReason(event=event, text=reason).save(using=using, force_insert=True)
+    return event
+
+
+def _set_maintenance(using: str, on: bool) -> None:
+    connection = connections[using]
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(
+                "SELECT set_config('careloop.audit_maintenance', %s, false)",
+                ["on" if on else "off"],
+            )
+        else:
+            cursor.execute(
+                "INSERT INTO security_auditmaintenance (id, enabled) VALUES (1, %s) "
+                "ON CONFLICT (id) DO UPDATE SET enabled = excluded.enabled",
+                [on],
+            )
+
+
+@contextmanager
+def audit_maintenance(*, using: str = "default", job: str = "") -> Iterator[None]:
+    """Let UPDATE/DELETE/TRUNCATE through the audit triggers for the block.
+
+    For the test suite's table flush and for a deliberate archival job. The switch is
+    per connection on PostgreSQL (a session setting) and database-wide on SQLite (a
+    row), so keep the block short. With `job`, the use is itself audited first (as the
+    system job `job`), so a person turning the switch on leaves a trace in the chain.
+    """
+    if job:
+        audit_record(
+            action="config.change",
+            actor_kind=AuditEvent.ActorKind.SYSTEM,
+            actor_id=job,
+            resource_type="audit_maintenance",
+            resource_id="on",
+        )
+    _set_maintenance(using, True)
+    try:
+        yield
+    finally:
+        _set_maintenance(using, False)

@@ -1,0 +1,225 @@
+"""The one permission table: which role may do which operation on which class of data.
+
+Everything that touches data asks `allowed` (a yes/no for showing or hiding a part of a
+page) or `require` (the gate before the work, which audits a refusal). Roles are the
+columns of `TABLE`; a (role, resource) pair that is not listed has no operation at all.
+`docs/permissions.md` is generated from this table (`careloop permissions --markdown`
+prints it; a test fails when the file differs), so the documentation cannot drift.
+
+The table answers "may this role ever do this?". Which patients a role sees is the
+object-level scope, `careloop.security.scope.patient_scope`.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Final, Literal
+
+from django.contrib.auth.models import AnonymousUser
+from django.db import models
+from django.http import HttpRequest
+
+from careloop.core.errors import PermissionDenied
+from careloop.security.audit import audit_record
+from careloop.security.models import Role, User
+
+Actor = User | AnonymousUser
+
+
+class Resource(models.TextChoices):
+    """Classes of data (and of administration) that a permission is about."""
+
+    DEMOGRAPHICS = "demographics", "Demographics (name, birth date, sex, address, MRN)"
+    CONTACT = "contact", "Contact points (phone, e-mail)"
+    COVERAGE = "coverage", "Coverage (insurance)"
+    APPOINTMENTS = "appointments", "Appointments"
+    CLINICAL = "clinical", "Clinical facts and care gaps"
+    NOTES = "notes", "Notes (free text)"
+    CONSENT = "consent", "Consent and communication preferences"
+    MESSAGES = "messages", "Messages to and from patients"
+    AGGREGATES = "aggregates", "Aggregate counts"
+    DEIDENTIFIED = "deidentified", "De-identified rows"
+    AUDIT = "audit", "Audit log"
+    USERS = "users", "Staff accounts and roles"
+    CONFIG = "config", "Configuration"
+    KEYS = "keys", "Encryption keys"
+
+
+class Op(models.TextChoices):
+    READ = "read", "read"
+    WRITE = "write", "write"
+    EXPORT = "export", "export"
+
+
+R, W, X = Op.READ, Op.WRITE, Op.EXPORT
+RW: Final = frozenset({R, W})
+READ_ONLY: Final = frozenset({R})
+
+# role -> resource -> operations. Reading the table row by row is the review.
+#
+# - admin runs the system and the practice's directory: accounts, configuration, keys,
+#   who the patients are and their appointments; no routine clinical access (no
+#   clinical, notes or messages): an admin who must see a chart is not acting as admin.
+# - front_desk checks patients in and books them: identity, contact, coverage,
+#   appointments, consent, and logistics messages; never clinical facts or notes.
+# - care_coordinator works care gaps and referrals for her panel: clinical read (gaps
+#   are computed from it), notes, messages, consent, and the practice's figures.
+# - clinician treats her patients: full clinical record, notes and messages; consent
+#   is read-only (recording it is the front desk's and coordinator's work).
+# - marketing reaches people who agreed to it: figures, de-identified rows, and contact
+#   points for campaign lists (whose export the consent check narrows further); never
+#   clinical, never the patient directory.
+# - analyst: figures and de-identified rows only. auditor: the audit log only.
+# - The practice's figures (aggregates: practice-wide counts, no patient in them) are
+#   for every role but the auditor's and the patient's, as on the home page.
+# - patient: nothing in the staff app; the portal has its own own-record rule.
+TABLE: Final[dict[Role, dict[Resource, frozenset[Op]]]] = {
+    Role.ADMIN: {
+        Resource.DEMOGRAPHICS: RW,
+        Resource.CONTACT: RW,
+        Resource.COVERAGE: RW,
+        Resource.APPOINTMENTS: RW,
+        Resource.AGGREGATES: READ_ONLY,
+        Resource.USERS: RW,
+        Resource.CONFIG: RW,
+        Resource.KEYS: RW,
+    },
+    Role.FRONT_DESK: {
+        Resource.DEMOGRAPHICS: RW,
+        Resource.CONTACT: RW,
+        Resource.COVERAGE: RW,
+        Resource.APPOINTMENTS: RW,
+        Resource.CONSENT: RW,
+        Resource.MESSAGES: RW,
+        Resource.AGGREGATES: READ_ONLY,
+    },
+    Role.CARE_COORDINATOR: {
+        Resource.DEMOGRAPHICS: RW,
+        Resource.CONTACT: RW,
+        Resource.COVERAGE: RW,
+        Resource.APPOINTMENTS: RW,
+        Resource.CLINICAL: READ_ONLY,
+        Resource.NOTES: RW,
+        Resource.CONSENT: RW,
+        Resource.MESSAGES: RW,
+        Resource.AGGREGATES: READ_ONLY,
+    },
+    Role.CLINICIAN: {
+        Resource.DEMOGRAPHICS: READ_ONLY,
+        Resource.CONTACT: READ_ONLY,
+        Resource.APPOINTMENTS: RW,
+        Resource.CLINICAL: RW,
+        Resource.NOTES: RW,
+        Resource.CONSENT: READ_ONLY,
+        Resource.MESSAGES: RW,
+        Resource.AGGREGATES: READ_ONLY,
+    },
+    Role.MARKETING: {
+        Resource.CONTACT: frozenset({R, X}),
+        Resource.AGGREGATES: READ_ONLY,
+        Resource.DEIDENTIFIED: frozenset({R, X}),
+    },
+    Role.ANALYST: {
+        Resource.AGGREGATES: frozenset({R, X}),
+        Resource.DEIDENTIFIED: frozenset({R, X}),
+    },
+    Role.AUDITOR: {
+        Resource.AUDIT: frozenset({R, X}),
+    },
+    Role.PATIENT: {},
+}
+
+# The declaration of a route any staff role may use (the home page; the API's OpenAPI
+# document), which checks each thing it shows on its own. Routes attach what they
+# declare as `careloop_permission` for the route matrix test.
+ANY_STAFF: Final = "any_staff"
+Declared = tuple[Op, Resource] | Literal["any_staff"]
+
+# Routes that touch no patient or practice data, so they declare no permission: health
+# checks, static files, and the sign-in steps (which check the session themselves).
+# Every other route declares its permission with `careloop.core.web.staff_page` (or,
+# in the API, `careloop.api.auth.endpoint_permission`); the route matrix test holds
+# both to this.
+PUBLIC_ROUTES: Final = frozenset(
+    {
+        "login",
+        "logout",
+        "mfa_verify",
+        "mfa_enrol",
+        "reauth",
+        "session_status",
+        "healthz",
+        "readyz",
+        "static",
+    }
+)
+
+# Roles whose patient access is limited to their care team or location, plus
+# break-the-glass (careloop.security.scope). Care coordinators are not: they work care
+# gaps and referrals across the whole population, which is their job.
+SCOPED_ROLES: Final = frozenset({Role.CLINICIAN})
+
+
+def allowed(role: str, op: Op, resource: Resource) -> bool:
+    """May `role` perform `op` on `resource` at all? Unknown roles may do nothing."""
+    try:
+        grants = TABLE[Role(role)]
+    except ValueError:
+        return False
+    return op in grants.get(resource, frozenset())
+
+
+def is_staff_role(role: str) -> bool:
+    """A role that may use the staff app at all (has any permission in the table)."""
+    return role in Role.values and role != Role.PATIENT and bool(TABLE[Role(role)])
+
+
+def actor_allowed(actor: Actor, op: Op, resource: Resource) -> bool:
+    """`allowed` for a signed-in, active user; False for anyone else."""
+    return isinstance(actor, User) and actor.is_active and allowed(actor.role, op, resource)
+
+
+def require(
+    actor: Actor,
+    op: Op,
+    resource: Resource,
+    *,
+    request: HttpRequest | None = None,
+    patient_id: uuid.UUID | None = None,
+) -> User:
+    """The actor as a `User` when the table allows `op` on `resource`.
+
+    Otherwise records an `access.denied` audit event and raises `PermissionDenied`.
+    The event names the resource (`resource_type`), the refused operation (its one
+    `fields` entry) and the patient id when there is one; never a name.
+    """
+    if isinstance(actor, User) and actor_allowed(actor, op, resource):
+        return actor
+    role = actor.role if isinstance(actor, User) else "anonymous"
+    audit_record(
+        action="access.denied",
+        request=request,
+        actor=actor,
+        patient_id=patient_id,
+        resource_type=str(resource),
+        fields=(str(op),),
+        outcome="denied",
+    )
+    raise PermissionDenied(f"role {role} may not {op} {resource}")
+
+
+def markdown_table() -> str:
+    """The table as a markdown matrix (role rows, resource columns), for docs/permissions.md."""
+    letters = {Op.READ: "R", Op.WRITE: "W", Op.EXPORT: "X"}
+    header = ["role", *(str(r.value) for r in Resource)]
+    lines = [
+        "| " + " | ".join(header) + " |",
+        "| " + " | ".join("---" for _ in header) + " |",
+    ]
+    for role, grants in TABLE.items():
+        cells = [
+            "".join(letters[op] for op in Op if op in grants.get(resource, frozenset())) or "·"
+            for resource in Resource
+        ]
+        lines.append(f"| {role.value} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"

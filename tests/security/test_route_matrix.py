@@ -1,0 +1,244 @@
+"""Every URL pattern × every role (and anonymous) × GET and POST, against the table.
+
+The routes come from the resolver, recursively through includes, so a new route is in
+the matrix the moment it is added. Each one is one of:
+
+- public (`permissions.PUBLIC_ROUTES`): no data behind it; it must answer below 400;
+- a staff page declaring `careloop_permission = (op, resource)` through
+  `careloop.core.web.staff_page` (or `ANY_STAFF` through `staff_shell_page`): the
+  anonymous visitor is sent to sign in, a role the table allows gets the page, any
+  other role 403 (or 404);
+- a JSON API endpoint declaring `careloop_api_permission` (careloop.api.urls): the same
+  with a bearer token, and 401 without one; or `careloop_api_public`, which answers
+  every caller alike.
+
+The expected answer for each role comes from `permissions.allowed`. A route with URL
+arguments needs an example value in `SAMPLES`; the sample objects are visible to every
+role the table allows (the clinician is on the sample patient's care team), so an
+allowed role must get the page, not a 404.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from django.test import Client
+from django.urls import URLPattern, URLResolver, get_resolver, reverse
+
+from careloop.patients.models import Patient
+from careloop.security.models import Role, User
+from careloop.security.permissions import ANY_STAFF, PUBLIC_ROUTES, allowed, is_staff_role
+from careloop.security.tokens import token_create
+from tests.patients.builders import make_location, make_patient, make_provider
+from tests.security.clinic import staff_user
+from tests.security.personas import force_verified_login as sign_in
+
+pytestmark = pytest.mark.django_db
+
+LOGIN_PATH = "/accounts/login/"
+SECOND_FACTOR_PATH = "/accounts/mfa/"
+METHODS = ("GET", "POST")
+ANONYMOUS = "anonymous"
+ACTORS = [ANONYMOUS, *(role.value for role in Role)]
+
+
+@dataclass(frozen=True)
+class World:
+    patient: Patient
+    tokens: dict[str, str]
+
+
+# URL argument name -> an example value built from the sample world. A route whose
+# argument is missing here fails with "add an example for route ...".
+SAMPLES: dict[str, Callable[[World], Any]] = {
+    "patient_id": lambda world: world.patient.id,
+    "path": lambda world: "careloop/app.css",
+}
+# JSON bodies for API POSTs, by route name: a body that validates, so that the answer
+# is about permission and not about the body.
+API_BODIES: dict[str, dict[str, Any]] = {
+    "api:patients_search": {"query": ""},
+}
+
+
+@dataclass(frozen=True)
+class Route:
+    pattern: str
+    name: str | None
+    callback: Callable[..., Any]
+    arguments: tuple[str, ...]
+
+    @property
+    def label(self) -> str:
+        return self.name or self.pattern
+
+    @property
+    def page_permission(self) -> Any:
+        return getattr(self.callback, "careloop_permission", None)
+
+    @property
+    def api_permission(self) -> Any:
+        return getattr(self.callback, "careloop_api_permission", None)
+
+    @property
+    def kind(self) -> str:
+        if self.name in PUBLIC_ROUTES:
+            return "public"
+        if getattr(self.callback, "careloop_api_public", False):
+            return "api-public"
+        if self.api_permission is not None:
+            return "api"
+        if self.page_permission is not None:
+            return "page"
+        return "undeclared"
+
+
+def walk(
+    patterns: list[Any], prefix: str = "", namespace: str = "", arguments: tuple[str, ...] = ()
+) -> Iterator[Route]:
+    for entry in patterns:
+        names = arguments + tuple(entry.pattern.regex.groupindex)
+        if isinstance(entry, URLResolver):
+            inner = f"{namespace}{entry.namespace}:" if entry.namespace else namespace
+            yield from walk(entry.url_patterns, prefix + str(entry.pattern), inner, names)
+        elif isinstance(entry, URLPattern):
+            name = f"{namespace}{entry.name}" if entry.name else None
+            yield Route(prefix + str(entry.pattern), name, entry.callback, names)
+
+
+ROUTES = list(walk(get_resolver().url_patterns))
+ROUTE_IDS = [route.label for route in ROUTES]
+
+
+def build_url(route: Route, world: World) -> str:
+    assert route.name, f"name route {route.pattern!r} so the matrix can build its URL"
+    missing = [argument for argument in route.arguments if argument not in SAMPLES]
+    assert not missing, (
+        f"add an example for route {route.label!r} (argument {missing[0]!r}) to SAMPLES in "
+        "tests/security/test_route_matrix.py"
+    )
+    return reverse(route.name, kwargs={a: SAMPLES[a](world) for a in route.arguments})
+
+
+@pytest.fixture
+def world() -> World:
+    provider = make_provider(make_location())
+    patient = make_patient("Matrix", "Sample", datetime.date(1970, 1, 1), primary_provider=provider)
+    tokens: dict[str, str] = {}
+    for role in Role:
+        user = staff_user(
+            role, f"matrix-{role}", provider=provider if role == Role.CLINICIAN else None
+        )
+        if is_staff_role(role):  # a patient account gets no API token at all
+            tokens[role] = token_create(user=user).raw
+    return World(patient=patient, tokens=tokens)
+
+
+def expectation(route: Route, actor: str) -> str:
+    """'page' (< 400), 'login' (sent to sign in), 'unauthenticated' (401) or 'refused'."""
+    if route.kind == "api":
+        if actor == ANONYMOUS or not is_staff_role(actor):
+            return "unauthenticated"
+        declared = route.api_permission
+    else:
+        if actor == ANONYMOUS:
+            return "login"
+        declared = route.page_permission
+    if declared == ANY_STAFF:
+        return "page" if is_staff_role(actor) else "refused"
+    op, resource = declared
+    return "page" if allowed(actor, op, resource) else "refused"
+
+
+def outcome(status: int, location: str) -> str:
+    if status in (301, 302, 303) and location.startswith(LOGIN_PATH):
+        return "login"
+    if status in (301, 302, 303) and location.startswith(SECOND_FACTOR_PATH):
+        return "second factor"
+    if status < 400:
+        return "page"
+    if status == 401:
+        return "unauthenticated"
+    if status in (403, 404):
+        return "refused"
+    return f"status {status}"
+
+
+def request(route: Route, world: World, url: str, method: str, actor: str) -> tuple[int, str]:
+    client = Client()
+    headers: dict[str, str] = {}
+    if route.kind.startswith("api"):
+        if actor in world.tokens:
+            headers["Authorization"] = f"Bearer {world.tokens[actor]}"
+    elif actor != ANONYMOUS:
+        sign_in(client, User.objects.get(username=f"matrix-{actor}"))
+    if method == "GET":
+        response = client.get(url, secure=True, headers=headers)
+    elif route.kind.startswith("api"):
+        body = json.dumps(API_BODIES.get(route.label, {}))
+        response = client.post(
+            url, body, content_type="application/json", secure=True, headers=headers
+        )
+    else:
+        response = client.post(url, secure=True, headers=headers)
+    return response.status_code, response.get("Location", "")
+
+
+def test_the_resolver_lists_routes_through_includes() -> None:
+    names = {route.name for route in ROUTES}
+    assert {"home", "login", "patients:list", "patients:detail", "break_glass:open"} <= names
+
+
+def test_every_public_route_name_exists() -> None:
+    # A stale entry would let a future route of that name go undeclared.
+    assert {route.name for route in ROUTES} >= PUBLIC_ROUTES
+
+
+@pytest.mark.parametrize("route", ROUTES, ids=ROUTE_IDS)
+def test_route_declares_its_permission_or_is_public(route: Route) -> None:
+    assert route.kind != "undeclared", (
+        f"route {route.label!r} declares no permission: decorate its view with "
+        "careloop.core.web.staff_page(op, resource), or add it to "
+        "careloop.security.permissions.PUBLIC_ROUTES if it shows no data at all"
+    )
+    if route.kind == "public":
+        assert route.page_permission is None and route.api_permission is None, (
+            f"public route {route.label!r} also declares a permission"
+        )
+
+
+@pytest.mark.parametrize("route", ROUTES, ids=ROUTE_IDS)
+def test_every_actor_gets_what_the_table_says(route: Route, world: World) -> None:
+    if route.kind == "undeclared":
+        pytest.fail(f"route {route.label!r} declares no permission (see the test above)")
+    url = build_url(route, world)
+    wrong: list[str] = []
+    for method in METHODS:
+        answers = {actor: request(route, world, url, method, actor) for actor in ACTORS}
+        statuses = {status for status, _ in answers.values()}
+        if route.kind == "api-public":
+            # Nothing behind it: every caller gets the same answer.
+            if len(statuses) != 1 or max(statuses) >= 500:
+                wrong.append(f"{method}: callers answered differently: {answers}")
+            continue
+        if 405 in statuses:
+            # The method is not accepted: then it is refused to everyone alike, before
+            # any permission check (the method decorator goes outside staff_page).
+            if statuses != {405}:
+                wrong.append(f"{method}: 405 for some actors only: {answers}")
+            continue
+        for actor, (status, location) in answers.items():
+            if route.kind == "public":
+                # A page or any redirect (signing out sends you to sign in).
+                if status >= 400:
+                    wrong.append(f"{method} as {actor}: public route answered {status}")
+                continue
+            expected, got = expectation(route, actor), outcome(status, location)
+            if expected != got:
+                wrong.append(f"{method} as {actor}: expected {expected}, got {got} ({status})")
+    assert not wrong, f"{route.label} ({url}):\n" + "\n".join(wrong)
