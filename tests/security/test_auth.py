@@ -92,7 +92,7 @@ def test_enrolment_shows_a_qr_code_and_the_secret_and_a_code_confirms_it(client:
     assert done.status_code == 302 and done["Location"] == "/patients/"
     assert TOTPDevice.objects.get(user=user).confirmed
     assert client.get("/patients/", secure=True).status_code == 200
-    assert actions() == ["auth.mfa_failed", "auth.mfa_enrolled", "auth.login"]
+    assert actions() == ["auth.mfa_failed", "auth.mfa_enrolled", "auth.login", "patient.list"]
 
 
 def test_enrolment_is_closed_once_a_device_is_confirmed(client: Client) -> None:

@@ -24,12 +24,15 @@ from careloop.core.practice import age_on, practice_today
 from careloop.patients.models import ContactPoint, Coverage, Patient, PatientIdentifier
 from careloop.scheduling.models import Appointment
 from careloop.security import normalize
+from careloop.security.audit import audit_record
 from careloop.security.fields import blind_value
 from careloop.security.permissions import Actor, Op, Resource, actor_allowed, require
 from careloop.security.scope import patient_scope
 
 PAGE_SIZE = 25
 MAX_QUERY_LENGTH = 200
+# What a row of the list shows, as the audit log records it.
+LIST_FIELDS = ("name", "birth_date", "sex", "lifecycle_stage", "primary_provider")
 # More words than this is not a name; splitting them all would only make the query slow.
 MAX_NAME_WORDS = 6
 LIST_ORDER = ("-created_at", "-id")
@@ -225,8 +228,18 @@ def patient_search(*, actor: Actor, query: str, page: int | str | None = 1) -> P
     paginator = Paginator(_search_queryset(actor, text, kind), PAGE_SIZE)
     current = paginator.get_page(page)
     today = practice_today()
+    rows = [_row(patient, today) for patient in current.object_list]
+    # A list that shows names is a read of PHI. The search text itself is never
+    # recorded (it may be a name); what kind of search it was, and how much it showed, is.
+    audit_record(
+        action="patient.search" if text else "patient.list",
+        actor=actor,
+        resource_type="Patient",
+        resource_id=f"{kind.value if text else 'all'}:page={current.number}:shown={len(rows)}",
+        fields=LIST_FIELDS,
+    )
     return PatientPage(
-        rows=[_row(patient, today) for patient in current.object_list],
+        rows=rows,
         number=current.number,
         num_pages=paginator.num_pages,
         total=paginator.count,
@@ -298,6 +311,24 @@ def patient_profile(*, actor: Actor, patient_id: uuid.UUID) -> PatientProfile:
         return actor_allowed(actor, Op.READ, resource)
 
     appointments = may(Resource.APPOINTMENTS)
+    shown = ["demographics", "identifiers"] + [
+        name
+        for name, resource in (
+            ("contact", Resource.CONTACT),
+            ("coverage", Resource.COVERAGE),
+            ("appointments", Resource.APPOINTMENTS),
+            ("clinical_summary", Resource.CLINICAL),
+        )
+        if may(resource)
+    ]
+    audit_record(
+        action="patient.view",
+        actor=actor,
+        patient_id=patient.pk,
+        resource_type="Patient",
+        resource_id=str(patient.pk),
+        fields=shown,
+    )
     return PatientProfile(
         patient=patient,
         age=age_on(patient.birth_date, practice_today()),

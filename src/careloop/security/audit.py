@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import ipaddress
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from contextvars import ContextVar
 
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
 from django.db import connections, transaction
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 
 from careloop.core.clock import now
 from careloop.security import audit_chain
@@ -175,6 +176,25 @@ def _insert(event: AuditEvent, using: str) -> None:
     event._state.db = using
 
 
+# The request being served, for events recorded below the view (selectors take the
+# actor, not the request): they still get the source address.
+_current_request: ContextVar[HttpRequest | None] = ContextVar("audit_request", default=None)
+
+
+class AuditRequestMiddleware:
+    """Makes the current request's source address available to `audit_record`."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        token = _current_request.set(request)
+        try:
+            return self.get_response(request)
+        finally:
+            _current_request.reset(token)
+
+
 def audit_record(
     *,
     action: str,
@@ -210,6 +230,7 @@ def audit_record(
         # Before the authentication middleware has run there is no user: anonymous.
         actor = getattr(request, "user", None) or AnonymousUser()
     kind, who, label = _actor_columns(actor, actor_kind, actor_id)
+    origin = request if request is not None else _current_request.get()
     using = "default"
     # No savepoint: if the audit write fails, the action it records must fail with it.
     with transaction.atomic(using=using, savepoint=False):
@@ -223,7 +244,7 @@ def audit_record(
             actor_kind=str(kind),
             actor_id=str(who),
             actor_label=label,
-            source_ip=source_address(request) if request is not None else None,
+            source_ip=source_address(origin) if origin is not None else None,
             patient_id=uuid.UUID(str(patient_id)) if patient_id is not None else None,
             action=action,
             resource_type=str(resource_type),
