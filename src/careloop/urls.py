@@ -12,6 +12,8 @@ urlpatterns = [
     path("", core_views.home, name="home"),
     path("accounts/", include("careloop.security.auth.urls")),
     path("patients/", include("careloop.patients.urls")),
+    path("patients/", include("careloop.consent.urls")),
+    path("patients/", include("careloop.patients.urls_registration")),
     path("emergency-access/", include("careloop.security.break_glass_urls")),
     path("audit/", include("careloop.security.urls_audit")),
     path("api/", include("careloop.api.urls")),

@@ -8,13 +8,16 @@ no canary, so a new class-I field without coverage fails the test.
 
 from __future__ import annotations
 
+import datetime
 import json
 import secrets
 import uuid
 
 from careloop.consent.ledger import consent_record
 from careloop.consent.models import CaptureMethod, ConsentKind, ConsentStatus
+from careloop.patients.household import RelationshipDetails, relationship_add
 from careloop.patients.models import Patient
+from careloop.patients.notes import note_add
 from careloop.security.audit import audit_record
 from careloop.security.break_glass import break_glass_grant
 from careloop.security.models import Role, User
@@ -53,6 +56,28 @@ clinician = User.objects.create_user(
 )
 break_glass_grant(
     actor=clinician, patient_id=patient.pk, reason=canary("breakglass.reason") + " in the ED"
+)
+# Relationship notes (with their first version) and a named caregiver, through the
+# patients services that own them.
+coordinator = User.objects.create_user(
+    username=f"canary-{uuid.uuid4().hex[:8]}",
+    password=secrets.token_urlsafe(16),
+    role=Role.CARE_COORDINATOR,
+)
+note_add(actor=coordinator, patient_id=patient.pk, body=canary("note.body"))
+relationship_add(
+    actor=coordinator,
+    patient_id=patient.pk,
+    details=RelationshipDetails(
+        code="caregiver",
+        related_patient_id=None,
+        related_name=canary("relationship.name"),
+        may_schedule=True,
+        may_message=False,
+        may_view_record=False,
+        may_sign_consents=False,
+        period_start=datetime.date(2026, 1, 1),
+    ),
 )
 
 missing = []

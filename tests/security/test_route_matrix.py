@@ -57,7 +57,12 @@ class World:
 # argument is missing here fails with "add an example for route ...".
 SAMPLES: dict[str, Callable[[World], Any]] = {
     "patient_id": lambda world: world.patient.id,
+    # A fresh record each time: a merge that an allowed role completes consumes it.
+    "duplicate_id": lambda world: make_patient(
+        "Matrix", "Twin", datetime.date(1970, 1, 1), primary_provider=world.patient.primary_provider
+    ).id,
     "path": lambda world: "careloop/app.css",
+    "kind": lambda world: "npp_ack",
 }
 # JSON bodies for API POSTs, by route name: a body that validates, so that the answer
 # is about permission and not about the body.

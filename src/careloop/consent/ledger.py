@@ -1,8 +1,9 @@
 """The consent ledger: append a record, read the current state.
 
-Records are never edited. `consent_record` appends one (with its audit event, in one
-transaction); `consent_current` answers "what holds for this patient, kind and scope at
-this moment" from the newest record whose period covers it.
+Records are never edited. `consent_record` appends one (with its integrity hash, audit
+event and timeline entry, in one transaction); `consent_current` answers "what holds
+for this patient, kind and scope at this moment" from the newest record whose period
+covers it.
 """
 
 from __future__ import annotations
@@ -12,15 +13,20 @@ import uuid
 
 from django.db import transaction
 from django.db.models import Q
+from django.http import HttpRequest
 
+from careloop.consent.integrity import consent_integrity_hash
 from careloop.consent.models import (
     CaptureMethod,
+    ConsentDocument,
     ConsentKind,
     ConsentRecord,
     ConsentStatus,
 )
 from careloop.core.clock import now
-from careloop.patients.models import Patient
+from careloop.patients.models import Patient, TimelineKind
+from careloop.patients.timeline import timeline_add
+from careloop.security.audit import audit_record
 from careloop.security.models import User
 
 
@@ -39,9 +45,22 @@ def consent_record(
     document_version: str = "",
     document_sha256: str = "",
     note: str | None = None,
+    document: ConsentDocument | None = None,
+    signature_name: str | None = None,
+    signer_is_proxy: bool = False,
+    proxy_name: str | None = None,
+    proxy_authority: str | None = None,
+    request: HttpRequest | None = None,
 ) -> ConsentRecord:
-    """Append a consent record; the ledger's newest covering record is what holds."""
+    """Append a consent record; the ledger's newest covering record is what holds.
+
+    Callers check permission first (careloop.consent.services); this is the one place
+    a record is written, so every path gets the hash, the audit event and the timeline.
+    A `document` supplies the version and hash shown to the signer.
+    """
     at = now()
+    if document is not None:
+        document_version, document_sha256 = document.version, document.body_sha256
     record = ConsentRecord(
         id=uuid.uuid4(),
         patient=patient,
@@ -58,8 +77,35 @@ def consent_record(
         document_version=document_version,
         document_sha256=document_sha256,
         note=note,
+        document=document,
+        signature_name=signature_name,
+        signer_is_proxy=signer_is_proxy,
+        proxy_name=proxy_name,
+        proxy_authority=proxy_authority,
     )
+    record.integrity_hash = consent_integrity_hash(record)
     record.save()
+    timeline_add(
+        patient=patient,
+        kind=TimelineKind.CONSENT,
+        summary=f"Consent: {ConsentKind(kind).label} {ConsentStatus(status).label.lower()}",
+        at=record.captured_at,
+        actor=captured_by,
+        ref_type="consent",
+        ref_id=str(record.id),
+    )
+    actor_kwargs: dict[str, object] = (
+        {"actor": captured_by} if captured_by is not None else {"actor_kind": "system"}
+    )
+    audit_record(
+        action="consent.record",
+        request=request,
+        patient_id=patient.pk,
+        resource_type="consent",
+        resource_id=str(record.id),
+        fields=("kind", "status", "capture_method"),
+        **actor_kwargs,  # type: ignore[arg-type]
+    )
     return record
 
 

@@ -132,6 +132,24 @@ class ConsentRecord(models.Model):
     # Why the record exists, in words a person wrote (a STOP reply, "patient asked by
     # phone"); may name people, so it is class I.
     note = EncryptedTextField(null=True, blank=True)
+    # The consent document version shown to the signer (its text and hash are also
+    # copied above, so the record stands on its own).
+    document = models.ForeignKey(
+        "consent.ConsentDocument",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="records",
+    )
+    # An e-signature: the full name the signer typed (class I), and for a proxy who they
+    # are and under what authority (e.g. "parent of a minor", "health care POA").
+    signature_name = EncryptedTextField(null=True, blank=True)
+    signer_is_proxy = models.BooleanField(default=False)
+    proxy_name = EncryptedTextField(null=True, blank=True)
+    proxy_authority = EncryptedTextField(null=True, blank=True)
+    # SHA-256 over the record's canonical content (careloop.consent.integrity): a later
+    # change to any column, the signature included, no longer matches it.
+    integrity_hash = models.CharField(max_length=64, blank=True)
 
     class Meta:
         ordering = ["patient", "kind", "captured_at", "recorded_at"]
@@ -145,6 +163,37 @@ class ConsentRecord(models.Model):
                 name="consent_period_ordered",
             ),
         ]
+
+
+class ConsentDocument(models.Model):
+    """One published version of the practice's consent text for a kind (not PHI).
+
+    Versions are never edited: publishing is adding a row. The current version of a
+    kind is its newest by `published_at`.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    kind = models.CharField(max_length=16, choices=ConsentKind.choices)
+    version = models.CharField(max_length=40)
+    title = models.CharField(max_length=200)
+    body = models.TextField()
+    body_sha256 = models.CharField(max_length=64)
+    published_at = models.DateTimeField()
+    # Patients must (re-)acknowledge the current version of a required document.
+    requires_acknowledgement = models.BooleanField(default=False)
+    published_by = models.ForeignKey(
+        "security.User", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["kind", "-published_at"]
+        constraints = [
+            # A version label names one text: records cite it by label and hash.
+            models.UniqueConstraint(fields=["kind", "version"], name="consent_doc_one_per_version"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.version}"
 
 
 class TopicRestriction(models.Model):
@@ -176,3 +225,49 @@ class ContactEvent(models.Model):
     class Meta:
         ordering = ["patient", "at"]
         indexes = [models.Index(fields=["patient", "channel", "at"], name="contact_event_cap_idx")]
+
+
+class VendorKind(models.TextChoices):
+    SMS = "sms", "SMS provider"
+    EMAIL = "email", "E-mail provider"
+    EHR = "ehr", "EHR"
+    CLEARINGHOUSE = "clearinghouse", "Clearinghouse"
+    TELEHEALTH = "telehealth", "Telehealth"
+    OTHER = "other", "Other"
+
+
+class BaaStatus(models.TextChoices):
+    ACTIVE = "active", "Active"
+    EXPIRED = "expired", "Expired"
+    NONE = "none", "None"
+
+
+class Vendor(models.Model):
+    """A business associate that may receive PHI, with its BAA (careloop.consent.baa)."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    name = models.CharField(max_length=120, unique=True)
+    kind = models.CharField(max_length=16, choices=VendorKind.choices)
+    baa_status = models.CharField(max_length=8, choices=BaaStatus.choices, default=BaaStatus.NONE)
+    baa_signed_on = models.DateField(null=True, blank=True)
+    baa_expires_on = models.DateField(null=True, blank=True)
+    updated_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            # An active BAA was signed on some day; the dates bound one period.
+            models.CheckConstraint(
+                condition=~models.Q(baa_status="active") | models.Q(baa_signed_on__isnull=False),
+                name="vendor_active_baa_signed",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(baa_expires_on__isnull=True)
+                | models.Q(baa_signed_on__isnull=True)
+                | models.Q(baa_expires_on__gt=models.F("baa_signed_on")),
+                name="vendor_baa_period_ordered",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name

@@ -58,11 +58,20 @@ class Patient(models.Model):
     deceased_on = models.DateField(null=True, blank=True)
     # Care moved to another practice for good: the relationship ends here.
     transferred_on = models.DateField(null=True, blank=True)
+    # Set when this record was found to duplicate another and merged into it
+    # (careloop.patients.merge); the row stays so its history remains readable.
+    merged_into = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="merged_records"
+    )
     primary_provider = models.ForeignKey(
         "scheduling.Provider", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     home_location = models.ForeignKey(
         "scheduling.Location", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # The staff member who keeps the patient's care moving between visits.
+    care_coordinator = models.ForeignKey(
+        "security.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     created_at = models.DateTimeField(db_index=True)
     updated_at = models.DateTimeField()
@@ -230,3 +239,124 @@ class TimelineEvent(models.Model):
     class Meta:
         ordering = ["-at", "-id"]
         indexes = [models.Index(fields=["patient", "-at"], name="timeline_patient_at_idx")]
+
+
+class PatientMerge(models.Model):
+    """A duplicate record folded into a surviving one, with what was moved."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    survivor = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="merges")
+    merged_patient_id = models.UUIDField(unique=True)
+    merged_by = models.ForeignKey("security.User", on_delete=models.PROTECT, related_name="+")
+    merged_at = models.DateTimeField()
+    # Rows moved per model label, e.g. {"scheduling.Appointment": 4}.
+    moved = models.JSONField(default=dict)
+
+    class Meta:
+        ordering = ["-merged_at"]
+
+
+class PatientNote(models.Model):
+    """A relationship note. `body` is the current text; every version, the first one
+    included, is kept as a `PatientNoteRevision`, so an edit never loses what was there."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="notes")
+    # PROTECT: a note's author decides who may edit it; the account must outlive it.
+    author = models.ForeignKey("security.User", on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField()
+    updated_at = models.DateTimeField()
+    body = EncryptedTextField()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["patient", "-created_at"], name="note_patient_created_idx")]
+
+
+class PatientNoteRevision(models.Model):
+    """One version of a note, as its editor saved it; rows are only ever added."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    note = models.ForeignKey(PatientNote, on_delete=models.CASCADE, related_name="revisions")
+    body = EncryptedTextField()
+    edited_at = models.DateTimeField()
+    editor = models.ForeignKey("security.User", on_delete=models.PROTECT, related_name="+")
+
+    class Meta:
+        ordering = ["note", "-edited_at", "-id"]
+
+
+class PatientTag(models.Model):
+    """A coded label (a slug staff choose, e.g. `vip`, `interpreter-needed`): class II."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="tags")
+    tag = models.SlugField(max_length=40)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["patient", "tag"]
+        constraints = [
+            models.UniqueConstraint(fields=["patient", "tag"], name="patient_tag_unique"),
+        ]
+
+
+class RelationshipCode(models.TextChoices):
+    PARENT = "parent", "Parent"
+    GUARDIAN = "guardian", "Legal guardian"
+    SPOUSE = "spouse", "Spouse or partner"
+    CHILD = "child", "Child"
+    CAREGIVER = "caregiver", "Caregiver"
+    PROXY = "proxy", "Proxy"
+    OTHER = "other", "Other"
+
+
+class PatientRelationship(models.Model):
+    """A caregiver or household member, and what they may do for the patient.
+
+    The person is either another patient (`related_patient`) or someone who is not a
+    patient, known by name only (`related_name`, class I, encrypted). The portal's proxy
+    access reads the permission flags of the relationships in force (no `period_end`,
+    or one in the future).
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="relationships")
+    related_patient = models.ForeignKey(
+        Patient, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    related_name = EncryptedTextField(null=True, blank=True)
+    code = models.CharField(max_length=16, choices=RelationshipCode.choices)
+    may_schedule = models.BooleanField(default=False)
+    may_message = models.BooleanField(default=False)
+    may_view_record = models.BooleanField(default=False)
+    may_sign_consents = models.BooleanField(default=False)
+    period_start = models.DateField()
+    period_end = models.DateField(null=True, blank=True)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["patient", "period_start", "id"]
+        constraints = [
+            # why: a relationship names exactly one person, a patient or a named outsider.
+            models.CheckConstraint(
+                condition=(
+                    models.Q(related_patient__isnull=False, related_name__isnull=True)
+                    | models.Q(related_patient__isnull=True, related_name__isnull=False)
+                ),
+                name="relationship_one_person",
+            ),
+            models.CheckConstraint(
+                condition=~models.Q(related_patient=models.F("patient")),
+                name="relationship_not_self",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(period_end__isnull=True)
+                | models.Q(period_end__gte=models.F("period_start")),
+                name="relationship_period_ordered",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(code__in=RelationshipCode.values),
+                name="relationship_code_known",
+            ),
+        ]

@@ -181,7 +181,8 @@ def _identifier_condition(text: str) -> Q | None:
 
 def _search_queryset(actor: Actor, query: str, kind: SearchKind) -> QuerySet[Patient]:
     patients = (
-        Patient.objects.filter(patient_scope(actor))
+        # A merged duplicate is still readable by id, but no longer listed or found.
+        Patient.objects.filter(patient_scope(actor), merged_into__isnull=True)
         .select_related("primary_provider")
         .order_by(*LIST_ORDER)
     )

@@ -11,6 +11,7 @@ from django.views.decorators.http import require_http_methods, require_safe
 
 from careloop.core.errors import NotFound
 from careloop.core.web import is_htmx, staff_page
+from careloop.patients.care_team import patient_overview
 from careloop.patients.selectors import patient_profile, patient_search
 from careloop.security.break_glass_views import restricted_page
 from careloop.security.models import User
@@ -44,4 +45,9 @@ def patient_detail(request: HttpRequest, patient_id: uuid.UUID) -> HttpResponse:
         if isinstance(request.user, User) and request.user.role in SCOPED_ROLES:
             return restricted_page(request, patient_id, status=404)
         raise
-    return render(request, "patients/detail.html", {"profile": profile, "p": profile.patient})
+    overview = patient_overview(actor=request.user, patient_id=patient_id)
+    return render(
+        request,
+        "patients/detail.html",
+        {"profile": profile, "p": profile.patient, "overview": overview},
+    )

@@ -56,6 +56,14 @@ ACTIONS: frozenset[str] = frozenset(
         "patient.view",
         "patient.create",
         "patient.update",
+        "patient.merge",
+        "patient.lifecycle_recompute",
+        "patient.timeline_view",
+        "patient.notes_view",
+        "patient.note_add",
+        "patient.note_edit",
+        "patient.relationship_add",
+        "patient.relationship_end",
         "export.csv",
         "export.ndjson",
         "access.denied",
@@ -68,6 +76,12 @@ ACTIONS: frozenset[str] = frozenset(
         "api.read",
         "api.write",
         "fhir.read",
+        "consent.view",
+        "consent.record",
+        "consent.export",
+        "consent.document_publish",
+        "preferences.update",
+        "vendor.change",
     }
 )
 OUTCOMES: frozenset[str] = frozenset(AuditEvent.Outcome.values)
