@@ -200,3 +200,10 @@ class RelationshipForm(forms.Form):
             may_sign_consents=data["may_sign_consents"],
             period_start=data["period_start"],
         )
+
+
+class AddressForm(forms.Form):
+    line = forms.CharField(label="Street address", max_length=200)
+    city = forms.CharField(max_length=100)
+    state = forms.CharField(label="State", max_length=2)
+    postal_code = forms.CharField(label="ZIP code", max_length=10)

@@ -15,6 +15,7 @@ urlpatterns = [
         name="lifecycle_recompute",
     ),
     path("<uuid:patient_id>/contacts/", views_profile.contacts_page, name="contacts"),
+    path("<uuid:patient_id>/address/", views_profile.address_page, name="address"),
     path("<uuid:patient_id>/coverage/", views_profile.coverage_page, name="coverage"),
     path("<uuid:patient_id>/notes/", views_profile.notes_page, name="notes"),
     path("<uuid:patient_id>/care-team/", views_profile.care_team_page, name="care_team"),

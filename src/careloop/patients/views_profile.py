@@ -20,6 +20,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from careloop.core.errors import NotFound
 from careloop.core.web import staff_page
+from careloop.patients.address import AddressError
 from careloop.patients.care_team import (
     patient_care_team_set,
     patient_lifecycle_recompute,
@@ -35,7 +36,9 @@ from careloop.patients.contacts import (
     coverage_save,
     coverages_list,
 )
+from careloop.patients.demographics import patient_address_set
 from careloop.patients.forms import (
+    AddressForm,
     CareTeamForm,
     ContactPointForm,
     CoverageForm,
@@ -260,3 +263,28 @@ def household_page(request: HttpRequest, patient_id: uuid.UUID) -> HttpResponse:
 def _page(request: HttpRequest, template: str, **context: Any) -> HttpResponse:
     context["p"] = context["patient"]
     return render(request, template, context)
+
+
+@require_http_methods(["GET", "HEAD", "POST"])
+@staff_page(Op.WRITE, Resource.DEMOGRAPHICS)
+def address_page(request: HttpRequest, patient_id: uuid.UUID) -> HttpResponse:
+    """The postal address, stored USPS-style; the patient's time zone follows from it."""
+    patient = patient_get(actor=request.user, patient_id=patient_id)
+    form = AddressForm(
+        request.POST or None,
+        initial={
+            "line": patient.address_line or "",
+            "city": patient.city or "",
+            "state": patient.state,
+            "postal_code": patient.postal_code or "",
+        },
+    )
+    if request.method == "POST" and form.is_valid():
+        try:
+            patient_address_set(actor=request.user, patient_id=patient_id, **form.cleaned_data)
+        except AddressError as error:
+            form.add_error(None, str(error))
+        else:
+            messages.success(request, "Address saved.")
+            return _back("detail", patient_id)
+    return _page(request, "patients/address.html", patient=patient, form=form)
