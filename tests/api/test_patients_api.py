@@ -387,11 +387,35 @@ def test_openapi_document_needs_a_token_is_valid_and_lists_every_endpoint() -> N
         for method in item
         if method in {"get", "post", "put", "patch", "delete"}
     }
+    patient = "/api/v1/patients/{patient_id}"
     assert operations == {
         ("GET", "/api/v1/me"),
         ("POST", "/api/v1/patients/search"),
-        ("GET", "/api/v1/patients/{patient_id}"),
+        ("POST", "/api/v1/patients"),
+        ("GET", patient),
+        ("GET", f"{patient}/contact-points"),
+        ("POST", f"{patient}/contact-points"),
+        ("GET", f"{patient}/contact-points/{{contact_id}}"),
+        ("PATCH", f"{patient}/contact-points/{{contact_id}}"),
+        ("DELETE", f"{patient}/contact-points/{{contact_id}}"),
+        ("GET", f"{patient}/coverages"),
+        ("POST", f"{patient}/coverages"),
+        ("GET", f"{patient}/coverages/{{coverage_id}}"),
+        ("PATCH", f"{patient}/coverages/{{coverage_id}}"),
+        ("GET", f"{patient}/notes"),
+        ("POST", f"{patient}/notes"),
+        ("GET", f"{patient}/notes/{{note_id}}"),
+        ("PATCH", f"{patient}/notes/{{note_id}}"),
+        ("GET", f"{patient}/consents"),
+        ("POST", f"{patient}/consents"),
+        ("GET", f"{patient}/preferences"),
+        ("PUT", f"{patient}/preferences"),
     }
+    # Updates document their concurrency answers; registration its duplicate answer.
+    change = document["paths"][f"{patient}/notes/{{note_id}}"]["patch"]["responses"]
+    assert {"412", "428"} <= {str(status) for status in change}
+    register = document["paths"]["/api/v1/patients"]["post"]["responses"]
+    assert "409" in {str(status) for status in register}
     # Every declared route is documented, under its URL name as the operationId.
     declared = {name for name, cb in api_routes() if hasattr(cb, "careloop_api_permission")}
     operation_ids = {

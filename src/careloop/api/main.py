@@ -13,13 +13,15 @@ from ninja.errors import AuthenticationError, HttpError
 from ninja.openapi.schema import OpenAPISchema
 from ninja.operation import Operation
 
-from careloop.api import me, patients
+from careloop.api import consents, contacts, me, notes, patients
 from careloop.api.auth import BearerToken
 from careloop.api.problems import PROBLEM_JSON, install_handlers, problem
 from careloop.api.schemas import Problem
 
 # Every operation may answer these; the document says so once per operation.
 ERROR_STATUSES: Final = (400, 401, 403, 404, 422, 429)
+# And these, for the operations that can answer them.
+CONCURRENCY_STATUSES: Final = {"PATCH": (412, 428), "PUT": (412, 428), "DELETE": (412,)}
 
 DESCRIPTION: Final = """\
 careloop's JSON API for staff tools and integrations.
@@ -47,9 +49,12 @@ class CareloopAPI(NinjaAPI):
         )
         reference = {"$ref": "#/components/schemas/Problem"}
         for path_item in schema["paths"].values():
-            for operation in path_item.values():
+            for method, operation in path_item.items():
                 responses = operation.setdefault("responses", {})
-                for status in ERROR_STATUSES:
+                extra = CONCURRENCY_STATUSES.get(method.upper(), ())
+                if operation.get("operationId") == "patient_create":
+                    extra = (409,)
+                for status in (*ERROR_STATUSES, *extra):
                     responses.setdefault(
                         status,
                         {
@@ -92,5 +97,8 @@ api = CareloopAPI(
 install_handlers(api)
 api.add_router("", me.router)
 api.add_router("", patients.router)
+api.add_router("", contacts.router)
+api.add_router("", notes.router)
+api.add_router("", consents.router)
 
 __all__ = ["api", "problem"]

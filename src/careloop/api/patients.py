@@ -16,16 +16,21 @@ import base64
 import binascii
 import datetime
 import uuid
+from typing import Annotated
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Q
-from django.http import HttpRequest
-from ninja import Router
+from django.http import HttpRequest, HttpResponse
+from ninja import Router, Schema, Status
 from ninja.errors import HttpError
+from pydantic import Field, StrictStr
 
 from careloop.api.auth import api_user, endpoint_permission
+from careloop.api.concurrency import etag_of, set_etag
+from careloop.api.problems import ProblemError
 from careloop.api.schemas import (
     Address,
+    ClosedInput,
     ContactPointOut,
     CoverageOut,
     Identifier,
@@ -34,9 +39,12 @@ from careloop.api.schemas import (
     PatientSearchOut,
     PatientSummary,
 )
-from careloop.patients.models import Patient
+from careloop.core import clock
+from careloop.patients.models import Patient, Sex
+from careloop.patients.registration import DuplicateSuspected, Registration, patient_register
 from careloop.patients.selectors import patient_profile, patient_search_queryset
 from careloop.security.audit import audit_record
+from careloop.security.normalize import NormalizationError
 from careloop.security.permissions import Op, Resource
 
 router = Router(tags=["patients"])
@@ -122,7 +130,7 @@ def patients_search(request: HttpRequest, body: PatientSearchIn) -> PatientSearc
 )
 @endpoint_permission((Op.READ, Resource.DEMOGRAPHICS))
 @transaction.atomic
-def patient_read(request: HttpRequest, patient_id: uuid.UUID) -> PatientOut:
+def patient_read(request: HttpRequest, response: HttpResponse, patient_id: uuid.UUID) -> PatientOut:
     profile = patient_profile(actor=api_user(request), patient_id=patient_id)
     p = profile.patient
     out = PatientOut(
@@ -181,4 +189,68 @@ def patient_read(request: HttpRequest, patient_id: uuid.UUID) -> PatientOut:
         resource_id=str(p.id),
         fields=[name for name, value in out if value is not None],
     )
+    # Keyed on the row's own version (`updated_at`): the tag an update of demographics
+    # will ask for in `If-Match`.
+    set_etag(response, etag_of([str(p.id), p.updated_at.isoformat()]))
     return out
+
+
+Name = Annotated[StrictStr, Field(min_length=1, max_length=100)]
+
+
+class PatientRegisterIn(ClosedInput):
+    given_name: Name
+    family_name: Name
+    birth_date: datetime.date
+    sex: Sex = Sex.UNKNOWN
+    preferred_language: Annotated[StrictStr, Field(min_length=2, max_length=16)] = "en"
+    time_zone: Annotated[StrictStr, Field(min_length=1, max_length=64)] = "America/New_York"
+    state: Annotated[StrictStr, Field(max_length=2)] = ""
+    phone: Annotated[StrictStr, Field(max_length=40)] = ""
+    email: Annotated[StrictStr, Field(max_length=254)] = ""
+    mrn: Annotated[StrictStr, Field(max_length=40)] = ""
+    not_a_duplicate_because: Annotated[StrictStr, Field(max_length=500)] = Field(
+        default="",
+        description="Why this is not one of the candidates a previous 409 listed; "
+        "kept encrypted in the audit log.",
+    )
+
+
+class DuplicateCandidate(Schema):
+    id: uuid.UUID
+    why: str
+
+
+@router.post(
+    "/patients",
+    response={201: PatientSummary},
+    summary="Register a patient; 409 with the candidate ids when it may be a duplicate",
+)
+@endpoint_permission((Op.WRITE, Resource.DEMOGRAPHICS))
+@transaction.atomic
+def patient_create(request: HttpRequest, body: PatientRegisterIn) -> Status[PatientSummary]:
+    if body.birth_date > clock.today():
+        raise ProblemError(422, "The date of birth is in the future.")
+    fields = body.dict(exclude={"not_a_duplicate_because"})
+    try:
+        patient = patient_register(
+            actor=api_user(request),
+            registration=Registration(**fields),
+            not_a_duplicate_because=body.not_a_duplicate_because,
+        )
+    except DuplicateSuspected as suspected:
+        raise ProblemError(
+            409,
+            "This may be a patient already registered. Open a candidate, or register "
+            "anyway with `not_a_duplicate_because`.",
+            candidates=[
+                DuplicateCandidate(id=c.patient.pk, why=c.why).model_dump(mode="json")
+                for c in suspected.candidates
+            ],
+        ) from None
+    except NormalizationError:
+        raise ProblemError(422, "The phone number, e-mail address or MRN is not valid.") from None
+    except IntegrityError:
+        # An MRN is unique per issuing system, even for a patient registered "anyway".
+        raise ProblemError(409, "Another patient already has this MRN.") from None
+    return Status(201, _summary(patient))

@@ -36,7 +36,10 @@ _DETAILS: Final = {
     403: "Your role may not perform this operation.",
     404: "There is no such resource, or it is not yours to see.",
     405: "This method is not allowed on this resource.",
+    409: "The request conflicts with the current state of the resource.",
+    412: "The resource changed since you read it; GET it again and retry.",
     422: "The request does not have the expected shape; see `errors`.",
+    428: "This update needs `If-Match` with the ETag from a GET.",
     429: "Too many requests; wait before trying again.",
     500: "The server could not complete the request. It has been logged.",
 }
@@ -52,6 +55,15 @@ def problem(status: int, detail: str | None = None, **extensions: Any) -> HttpRe
         **extensions,
     }
     return HttpResponse(orjson.dumps(body), status=status, content_type=PROBLEM_JSON)
+
+
+class ProblemError(HttpError):
+    """An error with our own detail (never PHI) and optional problem extensions."""
+
+    def __init__(self, status: int, detail: str, **extensions: Any) -> None:
+        super().__init__(status, detail)
+        self.detail = detail
+        self.extensions = extensions
 
 
 class TooManyRequests(HttpError):
@@ -92,6 +104,8 @@ def problem_for(request: HttpRequest, exc: Any) -> HttpResponse:
         response = problem(429)
         response["Retry-After"] = str(exc.retry_after)
         return response
+    if isinstance(exc, ProblemError):
+        return problem(exc.status_code, exc.detail, **exc.extensions)
     if isinstance(exc, HttpError):
         # Our own messages, and django-ninja's ("Cannot parse request body"), carry no PHI.
         known = exc.status_code in _DETAILS and exc.status_code != 500

@@ -21,6 +21,14 @@ class StrictInput(Schema):
     model_config = ConfigDict(extra="forbid", strict=True)
 
 
+class ClosedInput(Schema):
+    """A request body that refuses unknown fields; scalar fields opt into strictness
+    (StrictStr, StrictInt, StrictBool) so that codes still validate into their enums
+    and dates and times from their JSON strings."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
 class Problem(Schema):
     """An RFC 9457 problem document (served as `application/problem+json`)."""
 

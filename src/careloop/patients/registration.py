@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from django.db import transaction
 
 from careloop.core.clock import now
+from careloop.patients.lifecycle import lifecycle_recompute
 from careloop.patients.models import (
     ContactPoint,
     ContactSystem,
@@ -147,6 +148,9 @@ def _register(*, user: User, registration: Registration, why: str) -> Patient:
         updated_at=at,
     )
     patient.save()
+    # The stage is shown with its reason from the first page view on, so compute it now
+    # (a new patient is in acquisition, "no visit yet") rather than leave it blank.
+    lifecycle_recompute(patient=patient, as_of=at)
     if registration.phone:
         ContactPoint(
             patient=patient,
