@@ -74,8 +74,17 @@ class PreferencesForm(forms.Form):
         required=False,
         max_length=100,
     )
-    quiet_start = forms.TimeField(label="Quiet hours from (local, HH:MM)", required=False)
-    quiet_end = forms.TimeField(label="Quiet hours until (local, HH:MM)", required=False)
+    # Shown back as HH:MM, the shape the label asks for (the default adds ":00" seconds).
+    quiet_start = forms.TimeField(
+        label="Quiet hours from (local, HH:MM)",
+        required=False,
+        widget=forms.TimeInput(format="%H:%M"),
+    )
+    quiet_end = forms.TimeField(
+        label="Quiet hours until (local, HH:MM)",
+        required=False,
+        widget=forms.TimeInput(format="%H:%M"),
+    )
     do_not_contact = forms.BooleanField(label="Do not contact", required=False)
     topics = forms.MultipleChoiceField(
         label="Never contact about",
