@@ -261,3 +261,5 @@ LIFECYCLE_DORMANT_MONTHS = env_int("DORMANT_MONTHS", 24, minimum=1)
 LIFECYCLE_GRACE_DAYS = env_int("RETENTION_GRACE_DAYS", 30)
 # How long after the first visit a patient stays in the first-visit stage.
 LIFECYCLE_FIRST_VISIT_DAYS = 90
+# Patients re-evaluated per sweep run (every minute): about 2.9M a day at the default.
+LIFECYCLE_SWEEP_BATCH = env_int("LIFECYCLE_SWEEP_BATCH", 2000, minimum=1)

@@ -243,3 +243,26 @@ def test_recompute_keeps_history_and_writes_the_timeline(practice: Provider) -> 
     assert history == [("acquisition", "first_visit")]
     assert TimelineEvent.objects.filter(patient=patient, kind="stage").count() == 1
     assert uuid.UUID(str(patient.pk))
+
+
+@pytest.mark.django_db
+def test_the_sweep_moves_a_patient_into_retention_risk_as_time_passes(practice: Provider) -> None:
+    from careloop.core.clock import frozen
+    from careloop.patients.lifecycle import lifecycle_sweep
+
+    patient = new_patient()
+    condition(patient, SNOMED, "44054006", days_ago(2000))
+    visit(patient, practice, days_ago(400))
+    visit(patient, practice, days_ago(100))
+    with frozen(AS_OF):
+        assert lifecycle_sweep(batch=10, stale_after=datetime.timedelta(days=1)) == 1
+        patient.refresh_from_db()
+        assert patient.lifecycle_stage == LifecycleStage.CHRONIC
+        # Evaluated just now: not due again today.
+        assert lifecycle_sweep(batch=10, stale_after=datetime.timedelta(days=1)) == 0
+    with frozen(AS_OF + datetime.timedelta(days=120)):
+        assert lifecycle_sweep(batch=10, stale_after=datetime.timedelta(days=1)) == 1
+    patient.refresh_from_db()
+    assert patient.lifecycle_stage == LifecycleStage.RETENTION_RISK
+    assert "diabetic patients are expected every 6 months" in patient.lifecycle_reason
+    assert StageChange.objects.filter(patient=patient, to_stage="retention_risk").exists()

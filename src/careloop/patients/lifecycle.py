@@ -247,14 +247,23 @@ def lifecycle_evaluate(*, patient: Patient, as_of: datetime.datetime | None = No
 def lifecycle_recompute(*, patient: Patient, as_of: datetime.datetime | None = None) -> StageResult:
     """Store the stage the rules give now; a change goes to the history and the timeline."""
     result = lifecycle_evaluate(patient=patient, as_of=as_of)
+    patient.lifecycle_evaluated_at = now()
     if (patient.lifecycle_stage, patient.lifecycle_reason) == (result.stage, result.reason):
+        patient.save(update_fields=["lifecycle_evaluated_at"])
         return result
     at = as_of or now()
     previous = patient.lifecycle_stage
     patient.lifecycle_stage = result.stage
     patient.lifecycle_reason = result.reason
     patient.updated_at = now()
-    patient.save(update_fields=["lifecycle_stage", "lifecycle_reason", "updated_at"])
+    patient.save(
+        update_fields=[
+            "lifecycle_stage",
+            "lifecycle_reason",
+            "lifecycle_evaluated_at",
+            "updated_at",
+        ]
+    )
     if previous != result.stage:
         StageChange.objects.create(
             patient=patient, at=at, from_stage=previous, to_stage=result.stage, reason=result.reason
@@ -267,3 +276,24 @@ def lifecycle_recompute(*, patient: Patient, as_of: datetime.datetime | None = N
             ref_type="stage_change",
         )
     return result
+
+
+TERMINAL = (LifecycleStage.DECEASED, LifecycleStage.TRANSFERRED)
+
+
+def lifecycle_sweep(*, batch: int, stale_after: datetime.timedelta) -> int:
+    """Re-run the rules for the patients evaluated longest ago; how many were evaluated.
+
+    Time alone moves patients into retention_risk and dormant: this catches them. Each
+    patient is its own short transaction, so a long sweep never holds locks for long.
+    """
+    cutoff = now() - stale_after
+    due = list(
+        Patient.objects.exclude(lifecycle_stage__in=TERMINAL)
+        .filter(merged_into__isnull=True)
+        .filter(Q(lifecycle_evaluated_at__isnull=True) | Q(lifecycle_evaluated_at__lt=cutoff))
+        .order_by("lifecycle_evaluated_at", "pk")[:batch]
+    )
+    for patient in due:
+        lifecycle_recompute(patient=patient)
+    return len(due)

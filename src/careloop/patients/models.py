@@ -55,6 +55,8 @@ class Patient(models.Model):
         max_length=16, choices=LifecycleStage.choices, default=LifecycleStage.ACQUISITION
     )
     lifecycle_reason = models.CharField(max_length=200, blank=True)
+    # When the lifecycle rules last ran for this patient; the daily sweep picks the stalest.
+    lifecycle_evaluated_at = models.DateTimeField(null=True, blank=True, db_index=True)
     deceased_on = models.DateField(null=True, blank=True)
     # Care moved to another practice for good: the relationship ends here.
     transferred_on = models.DateField(null=True, blank=True)
