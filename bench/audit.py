@@ -1,6 +1,12 @@
 #!/usr/bin/env python3
-"""Benchmark the audit log: `audit_record` events/s (one writer, then several) and the
-time `careloop audit verify` takes over a large chain.
+"""Benchmark the audit log: `audit_record` events/s (one writer, then several) with the
+sealer running beside the writers, and the time `careloop audit verify` takes over a
+large chain.
+
+Events are inserted unsealed and chained by `audit_seal`; a sealer process runs it in
+a loop every `--seal-every` seconds (the worker's sweep runs it every second), and a
+run's clock stops only when the sealer has chained the last event: the rates are
+events written *and sealed* per second, sustained.
 
 Each engine runs in a child process of this script on a scratch database (a SQLite
 file in a temporary directory; a PostgreSQL database `careloop_bench_audit`, created
@@ -10,7 +16,7 @@ the action it records. The big chain for verify is built directly (chain compute
 Python, rows COPYed or executemany'd), not through `audit_record` one by one.
 
     python bench/audit.py [--engines sqlite,postgresql] [--events 20000] [--writers 4]
-                          [--verify-events 1000000]
+                          [--verify-events 1000000] [--seal-every 1.0]
 """
 
 from __future__ import annotations
@@ -108,28 +114,66 @@ def _write(count: int, per_transaction: int = 1) -> float:
     return seconds
 
 
-def _writer_process(count: int, queue: Any) -> None:
+def _writer_process(count: int, per_transaction: int) -> None:
     _setup_django()
-    queue.put(_write(count))
+    _write(count, per_transaction)
 
 
-def _concurrent(total: int, writers: int) -> float:
+def _sealer_process(stop: Any, every: float, queue: Any) -> None:
+    """Seal every `every` seconds until told to stop, then seal what is left."""
+    _setup_django()
+    from django.db import connections
+
+    from careloop.security.audit import audit_seal
+
+    sealed, batches, biggest, busy = 0, 0, 0, 0.0
+    while True:
+        stopping = stop.is_set()
+        started = time.perf_counter()
+        count = audit_seal()
+        busy += time.perf_counter() - started
+        sealed += count
+        batches += 1 if count else 0
+        biggest = max(biggest, count)
+        if stopping:
+            break
+        stop.wait(every)
+    connections.close_all()
+    queue.put((sealed, batches, biggest, busy))
+
+
+def _sealed_run(total: int, writers: int, per_transaction: int, seal_every: float) -> str:
+    """Write `total` events from `writers` processes with a sealer beside them."""
     from django.db import connections
 
     connections.close_all()  # never share a connection across fork
     ctx = multiprocessing.get_context("fork")
-    queue = ctx.Queue()
+    stop, queue = ctx.Event(), ctx.Queue()
+    sealer = ctx.Process(target=_sealer_process, args=(stop, seal_every, queue))
     per = total // writers
-    procs = [ctx.Process(target=_writer_process, args=(per, queue)) for _ in range(writers)]
+    procs = [
+        ctx.Process(target=_writer_process, args=(per, per_transaction)) for _ in range(writers)
+    ]
     started = time.perf_counter()
+    sealer.start()
     for proc in procs:
         proc.start()
     for proc in procs:
         proc.join()
+    written = time.perf_counter() - started
+    stop.set()
+    sealed, batches, biggest, busy = queue.get()
+    sealer.join()
     seconds = time.perf_counter() - started
-    if any(proc.exitcode for proc in procs):
-        raise SystemExit("a writer process failed")
-    return per * writers / seconds
+    if any(proc.exitcode for proc in procs) or sealer.exitcode:
+        raise SystemExit("a writer or the sealer failed")
+    if sealed != per * writers:
+        raise SystemExit(f"sealed {sealed} events, expected {per * writers}")
+    return (
+        f"{per * writers / seconds:8.0f} events/s written and sealed "
+        f"({per * writers} events; writes done in {written:.1f}s, all sealed at "
+        f"{seconds:.1f}s; sealer busy {busy:.1f}s in {batches} batches, largest {biggest})"
+    )
 
 
 def _bulk_chain(count: int, batch: int = 20_000) -> float:
@@ -182,25 +226,33 @@ def _bulk_chain(count: int, batch: int = 20_000) -> float:
     return time.perf_counter() - started
 
 
-def child(engine: str, events: int, writers: int, verify_events: int) -> None:
+def child(engine: str, events: int, writers: int, verify_events: int, seal_every: float) -> None:
     _setup_django()
     from django.core.management import call_command
 
+    from careloop.security.audit import audit_seal
     from careloop.security.audit_chain import audit_verify
 
     call_command("migrate", verbosity=0)
     print(f"  database: {_db_version()}", flush=True)
-    seconds = _write(events)
-    print(f"  audit_record, 1 writer:  {events / seconds:8.0f} events/s ({events} events)")
-    seconds = _write(events, per_transaction=10)
-    print(
-        f"  audit_record, 1 writer, 10 events per transaction (the action's commit): "
-        f"{events / seconds:.0f} events/s"
-    )
+    print(f"  sealer: audit_seal() every {seal_every}s in its own process", flush=True)
+    line = _sealed_run(events, 1, 1, seal_every)
+    print(f"  1 writer, 1 event per transaction:   {line}", flush=True)
+    line = _sealed_run(events, 1, 10, seal_every)
+    print(f"  1 writer, 10 events per transaction: {line}", flush=True)
+    have = 2 * events
     if writers > 1:
-        rate = _concurrent(events, writers)
-        print(f"  audit_record, {writers} writers: {rate:8.0f} events/s ({events} events)")
-    have = 2 * events + ((events // writers) * writers if writers > 1 else 0)
+        line = _sealed_run(events, writers, 1, seal_every)
+        print(f"  {writers} writers, 1 event per transaction:  {line}", flush=True)
+        have += (events // writers) * writers
+    for _ in range(3):
+        _write(events // 10)
+    unsealed = 3 * (events // 10)
+    started = time.perf_counter()
+    sealed = audit_seal()
+    seconds = time.perf_counter() - started
+    print(f"  audit_seal alone: {sealed} events in {seconds:.2f}s ({sealed / seconds:,.0f}/s)")
+    have += unsealed
     if verify_events > have:
         seconds = _bulk_chain(verify_events - have)
         print(f"  built {verify_events - have} more chained events in {seconds:.1f}s")
@@ -208,6 +260,7 @@ def child(engine: str, events: int, writers: int, verify_events: int) -> None:
     report = audit_verify()
     seconds = time.perf_counter() - started
     assert report.broken is None, str(report.broken)  # noqa: S101
+    assert report.checked == max(have, verify_events), report.checked  # noqa: S101
     print(
         f"  audit verify: {report.checked} events in {seconds:.1f}s "
         f"({report.checked / seconds:,.0f} events/s)",
@@ -254,6 +307,8 @@ def run_engine(engine: str, args: argparse.Namespace) -> int:
                 str(writers),
                 "--verify-events",
                 str(args.verify_events),
+                "--seal-every",
+                str(args.seal_every),
             ],
             env=env,
         )
@@ -268,10 +323,11 @@ def main() -> int:
     parser.add_argument("--events", type=int, default=20_000)
     parser.add_argument("--writers", type=int, default=4)
     parser.add_argument("--verify-events", type=int, default=1_000_000)
+    parser.add_argument("--seal-every", type=float, default=1.0)
     parser.add_argument("--child", default="", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        child(args.child, args.events, args.writers, args.verify_events)
+        child(args.child, args.events, args.writers, args.verify_events, args.seal_every)
         return 0
     print(f"machine: {machine()}")
     codes = [run_engine(engine.strip(), args) for engine in args.engines.split(",")]

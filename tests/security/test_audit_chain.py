@@ -16,7 +16,7 @@ from django.core.management import CommandError, call_command
 from django.db import DatabaseError, connection, transaction
 
 from careloop.security import audit_chain
-from careloop.security.audit import audit_maintenance, audit_record
+from careloop.security.audit import audit_maintenance, audit_record, audit_seal
 from careloop.security.audit_chain import audit_verify
 from careloop.security.models import AuditChainHead, AuditEvent, AuditReason
 from careloop.security.rotation import keys_rotate
@@ -26,8 +26,9 @@ pytestmark = pytest.mark.django_db
 PG = "postgresql"
 
 
-def record_events(count: int) -> list[AuditEvent]:
-    return [
+def record_events(count: int, *, seal: bool = True) -> list[AuditEvent]:
+    """`count` events, sealed (as the worker's sealer would a second later) and reloaded."""
+    events = [
         audit_record(
             action="patient.view",
             actor_kind="system",
@@ -38,6 +39,10 @@ def record_events(count: int) -> list[AuditEvent]:
         )
         for _ in range(count)
     ]
+    if not seal:
+        return events
+    audit_seal()
+    return [AuditEvent.objects.get(pk=event.pk) for event in events]
 
 
 def sql(statement: str, params: list[object] | None = None) -> None:
@@ -49,6 +54,7 @@ def drop_triggers() -> None:
     """What an attacker with the database owner's credentials can do."""
     if connection.vendor == PG:
         sql("DROP TRIGGER security_auditevent_append_only ON security_auditevent")
+        sql("DROP TRIGGER security_auditevent_seal_only ON security_auditevent")
     else:
         sql("DROP TRIGGER security_auditevent_no_update")
         sql("DROP TRIGGER security_auditevent_no_delete")
@@ -79,6 +85,7 @@ def test_verify_itself_is_audited() -> None:
     record_events(2)
 
     call_command("audit", "verify")
+    audit_seal()
 
     last = AuditEvent.objects.order_by("-seq").first()
     assert last is not None
@@ -240,6 +247,7 @@ def test_key_rotation_reseals_reasons_and_leaves_the_chain_intact() -> None:
     event = audit_record(
         action="access.break_glass", actor_kind="system", actor_id="test", reason="chest pain"
     )
+    audit_seal()
 
     keys_rotate(settle_seconds=0)
 
@@ -273,5 +281,6 @@ def test_values_given_loosely_are_chained_as_the_database_returns_them() -> None
         resource_id=7,  # type: ignore[arg-type]
         fields=("identifier",),
     )
+    assert audit_seal() == 1
 
     assert audit_verify().broken is None

@@ -14,7 +14,7 @@ from django.db import transaction
 from django.test import Client, RequestFactory, override_settings
 
 from careloop.core import clock
-from careloop.security.audit import audit_record
+from careloop.security.audit import audit_record, audit_seal
 from careloop.security.audit_search import audit_disclosures_for_patient
 from careloop.security.auth.signin import REAUTH_AT
 from careloop.security.models import AuditEvent, Role, User
@@ -39,8 +39,9 @@ def as_auditor(client: Client, *, fresh_reauth: bool = False) -> User:
 
 
 def view_patient(user: User, patient_id: uuid.UUID, at: datetime.datetime = DAY) -> AuditEvent:
+    """The event recorded for the view, sealed (as the worker's sealer would a second later)."""
     with clock.frozen(at):
-        return audit_record(
+        event = audit_record(
             action="patient.view",
             actor=user,
             patient_id=patient_id,
@@ -48,6 +49,8 @@ def view_patient(user: User, patient_id: uuid.UUID, at: datetime.datetime = DAY)
             resource_id=str(patient_id),
             fields=["name", "birth_date"],
         )
+    audit_seal()
+    return AuditEvent.objects.get(pk=event.pk)
 
 
 def seqs(html: str) -> list[int]:
@@ -108,7 +111,9 @@ def test_an_event_rolls_back_with_the_action_it_records() -> None:
         raise RuntimeError("the update failed")
 
     assert not AuditEvent.objects.exists()
-    assert audit_record(action="patient.update", actor_kind="system", actor_id="job").seq == 1
+    event = audit_record(action="patient.update", actor_kind="system", actor_id="job")
+    audit_seal()
+    assert AuditEvent.objects.get(pk=event.pk).seq == 1
 
 
 def test_unknown_actions_and_outcomes_are_refused() -> None:

@@ -16,6 +16,7 @@ from django.test import Client
 from django_otp.oath import hotp
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from careloop.security.audit import audit_seal
 from careloop.security.auth import mfa
 from careloop.security.models import AuditEvent, Role, User
 from careloop.security.users import user_create, user_set_password
@@ -202,6 +203,7 @@ def test_failed_login_names_a_staff_account_but_never_keeps_unknown_typed_text(
     user = make_user(Role.FRONT_DESK)
     client.post("/accounts/login/", {"username": user.username, "password": "nope"}, secure=True)
     client.post("/accounts/login/", {"username": "Maria Gonzalez", "password": "nope"}, secure=True)
+    audit_seal()  # seq is the order the events were recorded in once sealed
     named, unknown = AuditEvent.objects.filter(action="auth.login_failed").order_by("seq")
     assert (named.actor_label, named.actor_id, named.outcome) == (
         user.username,
@@ -245,6 +247,7 @@ def test_sensitive_action_asks_for_password_and_code_again_and_returns(client: C
     )
     assert done.status_code == 302 and done["Location"] == "/test-sensitive/"
     assert client.get("/test-sensitive/", secure=True).content == b"exported"
+    audit_seal()
     reauths = AuditEvent.objects.filter(action="auth.reauth").order_by("seq")
     assert [event.outcome for event in reauths] == ["failure", "success"]
 

@@ -2,10 +2,11 @@
 
 Every read or write of PHI, every export, sign-in and permission denial calls
 `audit_record` inside the transaction of the action it records, so the event commits
-or rolls back with it. Events are chained (careloop.security.audit_chain): each write
-locks the one-row chain head, takes the next `seq` and links to the previous hash.
-Because that lock is held until the enclosing transaction commits, call
-`audit_record` late in a transaction, after the slow work.
+or rolls back with it. The write is a single INSERT and takes no lock: the event is
+chained later (careloop.security.audit_chain) by `audit_seal`, which a worker runs
+every second and `careloop audit verify` runs first. The sealer locks the one-row
+chain head, takes the committed unsealed events in insertion order, gives them the
+next seqs, links them, and advances the head, in one short transaction per batch.
 
 Database triggers (migration 0002) refuse UPDATE, DELETE and TRUNCATE on the audit
 tables unless the maintenance switch is on; see docs/audit.md for the threat model.
@@ -13,12 +14,15 @@ tables unless the maintenance switch is on; see docs/audit.md for the threat mod
 
 from __future__ import annotations
 
+import datetime
+import hmac
 import ipaddress
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 
+import orjson
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
 from django.db import connections, transaction
@@ -84,6 +88,10 @@ ACTIONS: frozenset[str] = frozenset(
         "vendor.change",
     }
 )
+# `careloop audit verify` fails when an event has waited this long for the sealer.
+UNSEALED_ALARM_SECONDS = 60.0
+_NAIVE_EPOCH = datetime.datetime(1970, 1, 1)  # noqa: DTZ001 - SQLite stores naive UTC
+_MICROSECOND = datetime.timedelta(microseconds=1)
 OUTCOMES: frozenset[str] = frozenset(AuditEvent.Outcome.values)
 ACTOR_KINDS: frozenset[str] = frozenset(AuditEvent.ActorKind.values)
 
@@ -129,48 +137,12 @@ def _actor_columns(
 
 # The hot path speaks SQL directly: the ORM's per-statement overhead would cap the
 # audit log well below the 2,000 events/s that busy clinics need (bench/audit.py).
-_HEAD_LOCK = {
-    "postgresql": "SELECT seq, hash FROM security_auditchainhead WHERE id = 1 FOR UPDATE",
-    "sqlite": "SELECT seq, hash FROM security_auditchainhead WHERE id = 1",
-}
-_HEAD_ADVANCE = "UPDATE security_auditchainhead SET seq = %s, hash = %s WHERE id = 1"
-_INSERT_COLUMNS = ("id", *audit_chain.CHAIN_COLUMNS[2:], "seq", "hash")
+_INSERT_COLUMNS = ("id", *audit_chain.CHAIN_COLUMNS[2:14])
 _INSERT_EVENT = (
     "INSERT INTO security_auditevent (id, at, actor_kind, actor_id, actor_label, source_ip, "
-    "patient_id, action, resource_type, resource_id, fields, outcome, reason_digest, "
-    "prev_hash, seq, hash) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, "
-    "%s, %s)"
+    "patient_id, action, resource_type, resource_id, fields, outcome, reason_digest) "
+    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
 )
-# PostgreSQL: insert and advance the head in one round trip (a data-modifying CTE).
-_INSERT_AND_ADVANCE = (
-    "WITH event AS (INSERT INTO security_auditevent (id, at, actor_kind, actor_id, "
-    "actor_label, source_ip, patient_id, action, resource_type, resource_id, fields, "
-    "outcome, reason_digest, prev_hash, seq, hash) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, "
-    "%s, %s, %s, %s, %s, %s, %s, %s) RETURNING seq, hash) "
-    "UPDATE security_auditchainhead SET seq = event.seq, hash = event.hash "
-    "FROM event WHERE id = 1"
-)
-
-
-def _lock_head(using: str) -> tuple[int, bytes]:
-    """The chain head's (seq, hash), locked for this transaction; rebuilt if absent."""
-    connection = connections[using]
-    with connection.cursor() as cursor:
-        cursor.execute(_HEAD_LOCK.get(connection.vendor, _HEAD_LOCK["postgresql"]))
-        row = cursor.fetchone()
-    if row is not None:
-        return int(row[0]), bytes(row[1])
-    # First event ever, or the head row was lost (a test flush): continue from the last
-    # event, so a lost head can never restart the chain at seq 1.
-    last = AuditEvent.objects.using(using).order_by("-seq").values_list("seq", "hash").first()
-    seq, top = (last[0], bytes(last[1])) if last else (0, audit_chain.GENESIS)
-    AuditChainHead.objects.using(using).bulk_create(
-        [AuditChainHead(pk=1, seq=seq, hash=top)], ignore_conflicts=True
-    )
-    head = AuditChainHead.objects.using(using).select_for_update().get(pk=1)
-    return head.seq, bytes(head.hash)
-
-
 _FIELDS = {field.attname: field for field in AuditEvent._meta.concrete_fields}
 
 
@@ -181,13 +153,129 @@ def _insert(event: AuditEvent, using: str) -> None:
         for column in _INSERT_COLUMNS
     ]
     with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            cursor.execute(_INSERT_AND_ADVANCE, params)
-        else:
-            cursor.execute(_INSERT_EVENT, params)
-            cursor.execute(_HEAD_ADVANCE, [event.seq, bytes(event.hash)])
+        cursor.execute(_INSERT_EVENT, params)
     event._state.adding = False
     event._state.db = using
+
+
+# --- the sealer ---------------------------------------------------------------------------
+
+_HEAD_LOCK = {
+    "postgresql": "SELECT seq, hash FROM security_auditchainhead WHERE id = 1 FOR UPDATE",
+    "sqlite": "SELECT seq, hash FROM security_auditchainhead WHERE id = 1",
+}
+_HEAD_ADVANCE = "UPDATE security_auditchainhead SET seq = %s, hash = %s WHERE id = 1"
+# The unsealed events in insertion order, each column read exactly as verify reads it
+# (audit_chain._POSTGRES_WALK / _SQLITE_WALK), so the hash is computed over what verify
+# will recompute.
+_POSTGRES_UNSEALED = (
+    "SELECT rid, replace(id::text, '-', ''), "
+    "(EXTRACT(EPOCH FROM at) * 1000000)::bigint, actor_kind, actor_id, actor_label, "
+    "host(source_ip), replace(patient_id::text, '-', ''), action, resource_type, "
+    "resource_id, fields::text, outcome, reason_digest "
+    "FROM security_auditevent WHERE hash IS NULL ORDER BY rid LIMIT %s"
+)
+_SQLITE_UNSEALED = (
+    "SELECT rowid, id, CAST(at AS TEXT), actor_kind, actor_id, actor_label, source_ip, "
+    "patient_id, action, resource_type, resource_id, fields, outcome, reason_digest "
+    "FROM security_auditevent WHERE hash IS NULL ORDER BY rowid LIMIT %s"
+)
+_POSTGRES_SEAL = (
+    "UPDATE security_auditevent AS e SET seq = s.seq, prev_hash = s.prev_hash, hash = s.hash "
+    "FROM unnest(%s::bigint[], %s::bigint[], %s::bytea[], %s::bytea[]) "
+    "AS s(rid, seq, prev_hash, hash) WHERE e.rid = s.rid"
+)
+_SQLITE_SEAL = "UPDATE security_auditevent SET seq = %s, prev_hash = %s, hash = %s WHERE rowid = %s"
+
+
+def _lock_head(using: str) -> tuple[int, bytes]:
+    """The chain head's (seq, hash), locked for this transaction; rebuilt if absent."""
+    connection = connections[using]
+    with connection.cursor() as cursor:
+        cursor.execute(_HEAD_LOCK.get(connection.vendor, _HEAD_LOCK["postgresql"]))
+        row = cursor.fetchone()
+    if row is not None:
+        return int(row[0]), bytes(row[1])
+    # First seal ever, or the head row was lost (a test flush): continue from the last
+    # sealed event, so a lost head can never restart the chain at seq 1.
+    last = (
+        AuditEvent.objects.using(using)
+        .filter(seq__isnull=False)
+        .order_by("-seq")
+        .values_list("seq", "hash")
+        .first()
+    )
+    seq, top = (last[0], bytes(last[1])) if last and last[1] else (0, audit_chain.GENESIS)
+    AuditChainHead.objects.using(using).bulk_create(
+        [AuditChainHead(pk=1, seq=seq or 0, hash=top)], ignore_conflicts=True
+    )
+    head = AuditChainHead.objects.using(using).select_for_update().get(pk=1)
+    return head.seq, bytes(head.hash)
+
+
+def _seal_batch(using: str, limit: int) -> int:
+    """Chain up to `limit` committed unsealed events after the head; how many."""
+    connection = connections[using]
+    postgres = connection.vendor == "postgresql"
+    loads, fromiso = orjson.loads, datetime.datetime.fromisoformat
+    with transaction.atomic(using=using):
+        seq, prev = _lock_head(using)
+        with connection.cursor() as cursor:
+            cursor.execute(_POSTGRES_UNSEALED if postgres else _SQLITE_UNSEALED, [limit])
+            rows = cursor.fetchall()
+        if not rows:
+            return 0
+        key = audit_chain.chain_key()
+        digest = hmac.digest
+        canonical = audit_chain.canonical
+        rids: list[int] = []
+        seqs: list[int] = []
+        prevs: list[bytes] = []
+        hashes: list[bytes] = []
+        for row in rows:
+            seq += 1
+            values = [seq, *row[1:]]
+            if not postgres:
+                values[2] = (fromiso(values[2]) - _NAIVE_EPOCH) // _MICROSECOND
+            values[11] = loads(values[11])
+            values[13] = bytes(values[13])
+            values.append(prev)
+            prev = digest(key, canonical(values), "sha256")
+            rids.append(int(row[0]))
+            seqs.append(seq)
+            prevs.append(values[14])
+            hashes.append(prev)
+        with connection.cursor() as cursor:
+            if postgres:
+                cursor.execute(_POSTGRES_SEAL, [rids, seqs, prevs, hashes])
+            else:
+                cursor.executemany(_SQLITE_SEAL, list(zip(seqs, prevs, hashes, rids, strict=True)))
+            cursor.execute(_HEAD_ADVANCE, [seq, prev])
+    return len(rows)
+
+
+def audit_seal(*, limit: int = 10_000, using: str = "default") -> int:
+    """Chain every committed unsealed event, in insertion order; how many were sealed.
+
+    Each batch of up to `limit` events is one transaction that holds the chain head's
+    lock, so concurrent sealers take turns and seq stays gapless. Only committed events
+    are visible, so an event whose transaction commits after a seal (it may have been
+    inserted before events already sealed) is simply sealed by the next run, with a
+    later seq: seq is sealing order, which is what verify checks. Runs every second on
+    a worker (security.audit_seal) and before `careloop audit verify`.
+    """
+    total = 0
+    while True:
+        sealed = _seal_batch(using, limit)
+        total += sealed
+        if sealed < limit:
+            return total
+
+
+def audit_unsealed(*, older_than: float = UNSEALED_ALARM_SECONDS, using: str = "default") -> int:
+    """How many events have waited more than `older_than` seconds for the sealer."""
+    cutoff = now() - datetime.timedelta(seconds=older_than)
+    return AuditEvent.objects.using(using).filter(hash__isnull=True, at__lt=cutoff).count()
 
 
 # The request being served, for events recorded below the view (selectors take the
@@ -223,7 +311,10 @@ def audit_record(
     outcome: str = "success",
     reason: str = "",
 ) -> AuditEvent:
-    """Append one event to the audit chain, in the caller's transaction.
+    """Append one event to the audit log, unsealed, in the caller's transaction.
+
+    The event is chained (given its seq, prev_hash and hash) by the sealer within a
+    second or two of its commit; until then the triggers alone protect it.
 
     `request` supplies the actor (unless `actor` is given) and the source address.
     Without an actor the event is the system's (pass `actor_kind="integration"` and the
@@ -248,10 +339,8 @@ def audit_record(
     using = "default"
     # No savepoint: if the audit write fails, the action it records must fail with it.
     with transaction.atomic(using=using, savepoint=False):
-        seq, prev_hash = _lock_head(using)
         event = AuditEvent(
             id=uuid.uuid4(),
-            seq=seq + 1,
             at=now(),
             # Every value exactly as the database will hand it back, or verify would
             # hash something else: text as str, the patient id as a UUID.
@@ -266,10 +355,6 @@ def audit_record(
             fields=[str(name) for name in fields],
             outcome=outcome,
             reason_digest=audit_chain.reason_digest(reason),
-            prev_hash=prev_hash,
-        )
-        event.hash = audit_chain.event_hash(
-            audit_chain.chain_key(), audit_chain.event_values(event)
         )
         _insert(event, using)
         if reason:

@@ -98,7 +98,7 @@ def event_values(event: AuditEvent) -> list[Any]:
         list(event.fields),
         event.outcome,
         bytes(event.reason_digest),
-        bytes(event.prev_hash),
+        bytes(event.prev_hash or b""),
     ]
 
 
@@ -129,6 +129,8 @@ class ChainReport:
     last_seq: int
     last_hash: bytes
     broken: ChainBreak | None
+    # Events still unsealed that are older than `audit_verify`'s `unsealed_after`.
+    stale_unsealed: int = 0
 
 
 def verify_rows(
@@ -216,8 +218,14 @@ def audit_verify(
     anchor: tuple[int, bytes] | None = None,
     chunk_size: int = 10_000,
     progress: Callable[[int], None] | None = None,
+    unsealed_after: float = 60.0,
 ) -> ChainReport:
     """Walk the stored chain from `from_seq` and report the first break, if any.
+
+    Only sealed events are in the chain. Events still unsealed more than
+    `unsealed_after` seconds after they were recorded are counted in
+    `stale_unsealed`: the sealer is not running (or not keeping up), and until sealed
+    an event is protected by the triggers only.
 
     The walk ends at the chain head read first, so events appended while it runs are
     left for the next run, and the last event walked must be the head's. A partial
@@ -226,8 +234,11 @@ def audit_verify(
     verify's output: it catches an attacker who cut the tail and fixed the head row,
     which no check inside the database can.
     """
+    from careloop.core.clock import now
     from careloop.security.models import AuditChainHead, AuditEvent
 
+    cutoff = now() - datetime.timedelta(seconds=unsealed_after)
+    stale = AuditEvent.objects.filter(hash__isnull=True, at__lt=cutoff).count()
     head = AuditChainHead.objects.filter(pk=1).values_list("seq", "hash").first()
     from_seq = max(1, from_seq)
     start_prev = GENESIS
@@ -246,6 +257,7 @@ def audit_verify(
         start_prev=start_prev,
         progress=progress,
     )
+    report = replace(report, stale_unsealed=stale)
     if report.broken is not None:
         return report
     if head is None and report.last_seq > 0:
@@ -257,7 +269,7 @@ def audit_verify(
     if anchor is not None:
         seq, expected = anchor
         stored = AuditEvent.objects.filter(seq=seq).values_list("id", "hash").first()
-        if stored is None or bytes(stored[1]) != expected:
+        if stored is None or stored[1] is None or bytes(stored[1]) != expected:
             detail = "does not match the anchor written down earlier (chain rebuilt or cut)"
             event_id = str(stored[0]) if stored else None
             return replace(report, broken=ChainBreak(seq, event_id, "anchor", detail))

@@ -224,7 +224,7 @@ def csv_lines(events: Iterable[AuditEvent]) -> Iterator[str]:
     yield flush()
     for event in events:
         row = (
-            str(event.seq),
+            str(event.seq) if event.seq is not None else "",
             str(event.id),
             event.at.isoformat(timespec="microseconds"),
             event.actor_kind,
@@ -237,7 +237,7 @@ def csv_lines(events: Iterable[AuditEvent]) -> Iterator[str]:
             event.resource_id,
             ";".join(event.fields),
             event.outcome,
-            bytes(event.hash).hex(),
+            bytes(event.hash).hex() if event.hash is not None else "",
         )
         writer.writerow([_cell(value) for value in row])
         yield flush()

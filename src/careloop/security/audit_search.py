@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from django.core.paginator import Page, Paginator
-from django.db.models import QuerySet
+from django.db.models import F, QuerySet
 from django.http import HttpRequest
 
 from careloop.core.errors import NotFound
@@ -68,7 +68,7 @@ def audit_search(
 ) -> Page[AuditEvent]:
     """One page of matching events, newest first; the search is audited."""
     require(actor, Op.READ, Resource.AUDIT, request=request, patient_id=filters.patient_id)
-    events = filters.apply(AuditEvent.objects.order_by("-seq"))
+    events = filters.apply(AuditEvent.objects.order_by(F("seq").desc(nulls_first=True), "-at"))
     result = Paginator(events, PAGE_SIZE).get_page(page)
     audit_record(
         action="audit.search",
@@ -95,7 +95,9 @@ def audit_export_events(
         resource_id=format,
         fields=filters.describe(),
     )
-    return filters.apply(AuditEvent.objects.order_by("seq")).iterator(chunk_size=2000)
+    # Sealed events in chain order, then those the sealer has not reached yet.
+    events = AuditEvent.objects.order_by(F("seq").asc(nulls_last=True), "at")
+    return filters.apply(events).iterator(chunk_size=2000)
 
 
 @dataclass(frozen=True)
@@ -166,7 +168,7 @@ def audit_disclosures_for_patient(
     if until is not None:
         events = events.filter(at__lt=until)
     columns = ("at", "actor_kind", "actor_id", "actor_label", "action", "fields")
-    rows = list(events.order_by("-seq").values_list(*columns))
+    rows = list(events.order_by(F("seq").desc(nulls_first=True), "-at").values_list(*columns))
     staff_ids = {int(row[2]) for row in rows if row[1] == "user" and row[2].isdigit()}
     roles = dict(User.objects.filter(pk__in=staff_ids).values_list("pk", "role"))
     labels = dict(Role.choices)

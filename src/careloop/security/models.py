@@ -76,11 +76,15 @@ class DataKey(models.Model):
 class AuditEvent(models.Model):
     """One audited action. Append-only (database triggers) and hash-chained by `seq`.
 
-    `hash` covers every other column, `prev_hash` included, so `careloop audit verify`
-    notices an edited, deleted, inserted or reordered event. No free text lives here: the
-    reason someone typed is in `AuditReason`, encrypted, and only its keyed digest is
-    chained, because encrypted columns are re-sealed on key rotation and this table
-    refuses UPDATE.
+    `audit_record` inserts the event unsealed (`seq`, `prev_hash`, `hash` NULL); the
+    sealer (`careloop.security.audit.audit_seal`, a worker sweep every second) chains
+    committed events in insertion order (the `rid` identity column on PostgreSQL, the
+    rowid on SQLite, neither a model field) and fills those three columns, the only
+    UPDATE the triggers allow. `hash` covers every other column, `prev_hash` included,
+    so `careloop audit verify` notices an edited, deleted, inserted or reordered event.
+    No free text lives here: the reason someone typed is in `AuditReason`, encrypted,
+    and only its keyed digest is chained, because encrypted columns are re-sealed on key
+    rotation and this table refuses that UPDATE.
     """
 
     class ActorKind(models.TextChoices):
@@ -96,7 +100,8 @@ class AuditEvent(models.Model):
         FAILURE = "failure", "Failure"
 
     id = models.UUIDField(primary_key=True)
-    seq = models.BigIntegerField(unique=True)
+    # NULL until sealed; then 1, 2, 3, ... in sealing order.
+    seq = models.BigIntegerField(unique=True, null=True, blank=True)
     at = models.DateTimeField(db_index=True)
     actor_kind = models.CharField(max_length=16, choices=ActorKind.choices)
     actor_id = models.CharField(max_length=150, blank=True, db_index=True)
@@ -110,11 +115,12 @@ class AuditEvent(models.Model):
     fields = models.JSONField(default=list, blank=True)
     outcome = models.CharField(max_length=16, choices=Outcome.choices)
     reason_digest = models.BinaryField(max_length=32, blank=True, default=b"")
-    prev_hash = models.BinaryField(max_length=32)
-    hash = models.BinaryField(max_length=32)
+    prev_hash = models.BinaryField(max_length=32, null=True, blank=True)
+    hash = models.BinaryField(max_length=32, null=True, blank=True)
 
     class Meta:
-        ordering = ["seq"]
+        # Sealed events in chain order, then the unsealed ones (newest seconds) by time.
+        ordering = [models.F("seq").asc(nulls_last=True), "at"]
         constraints = [
             # why: the chain has no gaps by construction, so seq 0 is the genesis only.
             models.CheckConstraint(condition=models.Q(seq__gt=0), name="security_audit_seq_pos"),
@@ -126,10 +132,10 @@ class AuditEvent(models.Model):
 
 
 class AuditChainHead(models.Model):
-    """The one row holding the chain's last (seq, hash); locked by every audit write.
+    """The one row holding the chain's last (seq, hash); locked by the sealer.
 
-    The lock serialises writers so that seq has no gaps and each event links to its
-    predecessor. It is held until the writer's transaction commits.
+    The lock serialises sealers so that seq has no gaps and each event links to its
+    predecessor. Writers of events never take it.
     """
 
     id = models.PositiveSmallIntegerField(primary_key=True, default=1)

@@ -7,7 +7,7 @@ from django.core.management.base import CommandError, CommandParser
 from django.db import IntegrityError, transaction
 
 from careloop.core.cli import CareloopCommand
-from careloop.security.audit import audit_record
+from careloop.security.audit import UNSEALED_ALARM_SECONDS, audit_record, audit_seal
 from careloop.security.audit_chain import audit_verify
 
 
@@ -39,15 +39,25 @@ class Command(CareloopCommand):
             default="",
             help="SEQ:HASH from an earlier verify, kept outside the database: must still match.",
         )
+        verify.add_argument(
+            "--no-seal",
+            action="store_true",
+            help="Do not seal pending events first (to check that the workers' sealer keeps up).",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         if options["from_seq"] < 1:
             raise CommandError("--from-seq must be at least 1.")
         anchor = _anchor(options["anchor"]) if options["anchor"] else None
         started = time.monotonic()
+        if not options["no_seal"]:
+            # Chain what the workers' sealer has not reached yet, so the walk covers
+            # every committed event.
+            audit_seal()
         report = audit_verify(
             from_seq=options["from_seq"],
             anchor=anchor,
+            unsealed_after=UNSEALED_ALARM_SECONDS,
             progress=lambda checked: self.stderr.write(f"{checked} events checked")
             if options["verbosity"] > 1
             else None,
@@ -60,7 +70,7 @@ class Command(CareloopCommand):
                     actor_id="careloop audit verify",
                     resource_type="AuditEvent",
                     resource_id=str(report.last_seq),
-                    outcome="failure" if report.broken else "success",
+                    outcome="failure" if report.broken or report.stale_unsealed else "success",
                 )
         except IntegrityError:
             # A chain head out of step with the events refuses new events; say so, and
@@ -73,6 +83,13 @@ class Command(CareloopCommand):
             ) from None
         if report.broken is not None:
             raise CommandError(str(report.broken), returncode=1)
+        if report.stale_unsealed:
+            raise CommandError(
+                f"{report.stale_unsealed} audit events unsealed for over "
+                f"{UNSEALED_ALARM_SECONDS:.0f} seconds: is a worker running? "
+                f"(the chain up to {report.last_seq} is intact)",
+                returncode=1,
+            )
         seconds = time.monotonic() - started
         self.stdout.write(
             f"audit chain intact: {report.checked} events from seq {options['from_seq']} "
