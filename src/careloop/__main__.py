@@ -12,6 +12,11 @@ import sys
 
 def main(argv: list[str] | None = None) -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "careloop.settings")
+    arguments = argv or sys.argv
+    if len(arguments) > 1 and arguments[1] == "worker":
+        from careloop.core.shutdown import listen_early
+
+        listen_early()
     from careloop.core.config import ConfigError
 
     try:
@@ -19,7 +24,7 @@ def main(argv: list[str] | None = None) -> None:
         from django.db import DatabaseError
 
         try:
-            execute_from_command_line(argv or sys.argv)
+            execute_from_command_line(arguments)
         except DatabaseError as error:
             if type(error.__cause__).__name__ == "WrongKeyError":
                 sys.stderr.write(f"careloop: {error.__cause__}\n")

@@ -23,6 +23,7 @@ from django.db import OperationalError, close_old_connections
 from django.db.models import F
 from django.utils.crypto import get_random_string
 
+from careloop.core import shutdown
 from careloop.core.clock import now
 from careloop.core.models import WorkerHeartbeat
 from careloop.core.sweep import sweep_due
@@ -52,6 +53,9 @@ class Worker:
     def install_signal_handlers(self) -> None:
         signal.signal(signal.SIGTERM, self._on_signal)
         signal.signal(signal.SIGINT, self._on_signal)
+        if shutdown.requested.is_set():
+            # Asked to stop while still starting up: stop before taking any work.
+            self._stop.set()
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         if self._stop.is_set():
