@@ -115,7 +115,9 @@ def test_update_delete_and_orm_delete_are_refused_by_the_database() -> None:
     assert AuditEvent.objects.get(pk=event.pk).action == "patient.view"
 
 
-@pytest.mark.skipif("connection.vendor != 'postgresql'")
+@pytest.mark.skipif(
+    "connection.vendor != 'postgresql'", reason="SQLite has no TRUNCATE statement to refuse"
+)
 def test_truncate_is_refused_on_postgresql() -> None:
     record_events(1)
 
