@@ -92,6 +92,7 @@ INSTALLED_APPS = [
     "careloop.referrals",
     "careloop.leads",
     "careloop.demo",
+    "careloop.ehr",
     "careloop.api",
 ]
 

@@ -7,15 +7,14 @@ blind-indexed with `fields.blind_value`, the very calls `EncryptedTextField` and
 
 from __future__ import annotations
 
-import datetime
-import json
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from django.db import models
 
+from careloop.core.bulk import Adapters
 from careloop.demo.generate import MRN_SYSTEM
 from careloop.demo.records import FactRec, PatientRec
 from careloop.demo.tables import (
@@ -44,38 +43,6 @@ from careloop.security.fields import blind_value
 SOURCE_SYSTEM = "careloop-demo"
 SOURCE_VERSION = "1"
 IdMap = dict[uuid.UUID, uuid.UUID]
-
-
-@dataclass(frozen=True, slots=True)
-class Adapters:
-    """How Python values go into this backend's columns, as Django's own fields store them."""
-
-    uid: Callable[[uuid.UUID | None], Any]
-    dt: Callable[[datetime.datetime | None], Any]
-    js: Callable[[Any], Any]
-    day: Callable[[datetime.date | None], Any]
-    tm: Callable[[datetime.time | None], Any]
-
-
-def _sqlite_dt(value: datetime.datetime | None) -> str | None:
-    # Django keeps SQLite datetimes as naive UTC text.
-    if value is None:
-        return None
-    if value.tzinfo is not datetime.UTC:
-        value = value.astimezone(datetime.UTC)
-    return value.replace(tzinfo=None).isoformat(" ")
-
-
-SQLITE = Adapters(
-    uid=lambda u: None if u is None else u.hex,
-    dt=_sqlite_dt,
-    js=lambda v: json.dumps(v),
-    day=lambda d: None if d is None else d.isoformat(),
-    tm=lambda t: None if t is None else t.isoformat(),
-)
-POSTGRES = Adapters(
-    uid=lambda u: u, dt=lambda d: d, js=lambda v: json.dumps(v), day=lambda d: d, tm=lambda t: t
-)
 
 
 @dataclass(slots=True)

@@ -10,14 +10,15 @@ ORM reads these rows back exactly as if it had written them.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from collections.abc import Callable, Iterable
 
 from django.db import connection, transaction
 
+from careloop.core import bulk
+from careloop.core.bulk import insert_rows
 from careloop.demo.records import PatientRec, Practice
-from careloop.demo.rows import POSTGRES, SQLITE, Adapters, Batch, Sealer, add_patient
-from careloop.demo.tables import TABLES, TableSpec
+from careloop.demo.rows import Batch, Sealer, add_patient
+from careloop.demo.tables import TABLES
 from careloop.patients.models import Patient
 from careloop.scheduling.models import AppointmentType, Location, Provider
 from careloop.security import crypto
@@ -80,48 +81,15 @@ def save_practice(practice: Practice) -> dict[uuid.UUID, uuid.UUID]:
     return ids
 
 
-def _quoted(spec: TableSpec) -> tuple[str, str]:
-    quote = connection.ops.quote_name
-    return quote(spec.table), ", ".join(quote(c) for c in spec.columns())
-
-
-def _insert_sqlite(spec: TableSpec, rows: Sequence[tuple[Any, ...]]) -> None:
-    table, columns = _quoted(spec)
-    marks = ", ".join("?" * len(spec.fields))
-    # The raw DB-API connection: Django's cursor wrapper would rewrite every statement.
-    # Identifiers come from model metadata through quote_name; values are parameters.
-    statement = f"INSERT INTO {table} ({columns}) VALUES ({marks})"  # noqa: S608
-    connection.connection.executemany(statement, rows)
-
-
-def _insert_postgres(spec: TableSpec, rows: Sequence[tuple[Any, ...]]) -> None:
-    table, columns = _quoted(spec)
-    with (
-        connection.connection.cursor() as cursor,
-        cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy,
-    ):
-        for row in rows:
-            copy.write_row(row)
-
-
 def flush(batch: Batch, counts: dict[str, int]) -> None:
-    insert = _insert_postgres if connection.vendor == "postgresql" else _insert_sqlite
     with transaction.atomic():
         for spec in TABLES:
             rows = batch.rows.get(spec.table)
             if rows:
-                insert(spec, rows)
+                insert_rows(spec.table, spec.columns(), rows)
                 counts[spec.table] = counts.get(spec.table, 0) + len(rows)
     batch.rows.clear()
     batch.patients = 0
-
-
-def adapters() -> Adapters:
-    if connection.vendor == "postgresql":
-        return POSTGRES
-    if connection.vendor == "sqlite":
-        return SQLITE
-    raise DemoRefused(f"careloop demo loads PostgreSQL or SQLite, not {connection.vendor}")
 
 
 def write_db(
@@ -132,7 +100,12 @@ def write_db(
     batch_patients: int = BATCH_PATIENTS,
 ) -> dict[str, int]:
     """Load the practice and stream the patients in; return rows inserted per table."""
-    a = adapters()
+    try:
+        a = bulk.adapters()
+    except bulk.UnsupportedDatabase as error:
+        raise DemoRefused(
+            f"careloop demo loads PostgreSQL or SQLite, not {connection.vendor}"
+        ) from error
     ensure_empty()
     ids = save_practice(practice)
     connection.ensure_connection()

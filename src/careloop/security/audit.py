@@ -30,6 +30,7 @@ from django.http import HttpRequest, HttpResponse
 
 from careloop.core.clock import now
 from careloop.security import audit_chain
+from careloop.security.console import CONSOLE_ACTOR_ID, ConsoleActor
 from careloop.security.models import (
     AuditChainHead,
     AuditEvent,
@@ -51,7 +52,11 @@ ACTIONS: frozenset[str] = frozenset(
         "auth.session_expired",
         "user.create",
         "user.disable",
+        "user.enable",
         "user.role_change",
+        "user.password_set",
+        "user.unlock",
+        "user.mfa_reset",
         "token.create",
         "token.revoke",
         "token.denied",
@@ -86,6 +91,7 @@ ACTIONS: frozenset[str] = frozenset(
         "consent.document_publish",
         "preferences.update",
         "vendor.change",
+        "demo.fill",
     }
 )
 # `careloop audit verify` fails when an event has waited this long for the sealer.
@@ -120,9 +126,11 @@ def source_address(request: HttpRequest) -> str | None:
 
 
 def _actor_columns(
-    actor: User | AnonymousUser | None, actor_kind: str | None, actor_id: str
+    actor: User | AnonymousUser | ConsoleActor | None, actor_kind: str | None, actor_id: str
 ) -> tuple[str, str, str]:
     """(actor_kind, actor_id, actor_label) for the event."""
+    if isinstance(actor, ConsoleActor):
+        return AuditEvent.ActorKind.SYSTEM, CONSOLE_ACTOR_ID, actor.os_user[:150]
     if isinstance(actor, User):
         if actor.role == Role.PATIENT:
             # A patient's username may be an email address: reference them by id only.
@@ -301,7 +309,7 @@ def audit_record(
     *,
     action: str,
     request: HttpRequest | None = None,
-    actor: User | AnonymousUser | None = None,
+    actor: User | AnonymousUser | ConsoleActor | None = None,
     actor_kind: str | None = None,
     actor_id: str = "",
     patient_id: uuid.UUID | None = None,
@@ -319,6 +327,8 @@ def audit_record(
     `request` supplies the actor (unless `actor` is given) and the source address.
     Without an actor the event is the system's (pass `actor_kind="integration"` and the
     client id as `actor_id` for an integration, or a job name for a system job).
+    A `ConsoleActor` (a `careloop` command's operator) is recorded as the system actor
+    "console", labelled with the OS account that ran the command.
     `reason` is the text a person typed (e.g. to break the glass); it is stored
     encrypted beside the event, never in it. Never put PHI of class I in any other
     argument: `resource_id` is an id, `fields` are field names.

@@ -8,11 +8,17 @@ prints it; a test fails when the file differs), so the documentation cannot drif
 
 The table answers "may this role ever do this?". Which patients a role sees is the
 object-level scope, `careloop.security.scope.patient_scope`.
+
+Besides the roles, the table has one row for the console operator (`CONSOLE`): whoever
+runs `careloop <command>` on the host. Every command declares the pairs it performs
+(`careloop.core.cli.CareloopCommand.permissions`) and `console_require` checks them
+before it runs.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from typing import Final, Literal
 
 from django.contrib.auth.models import AnonymousUser
@@ -21,6 +27,7 @@ from django.http import HttpRequest
 
 from careloop.core.errors import PermissionDenied
 from careloop.security.audit import audit_record
+from careloop.security.console import console_actor
 from careloop.security.models import Role, User
 
 Actor = User | AnonymousUser
@@ -54,6 +61,7 @@ class Op(models.TextChoices):
 R, W, X = Op.READ, Op.WRITE, Op.EXPORT
 RW: Final = frozenset({R, W})
 READ_ONLY: Final = frozenset({R})
+WRITE_ONLY: Final = frozenset({W})
 
 # role -> resource -> operations. Reading the table row by row is the review.
 #
@@ -73,7 +81,12 @@ READ_ONLY: Final = frozenset({R})
 # - The practice's figures (aggregates: practice-wide counts, no patient in them) are
 #   for every role but the auditor's and the patient's, as on the home page.
 # - patient: nothing in the staff app; the portal has its own own-record rule.
-TABLE: Final[dict[Role, dict[Resource, frozenset[Op]]]] = {
+# - console (not a role: the operator running `careloop` commands on the host) manages
+#   accounts, tokens, configuration and keys, verifies the audit log, and loads patient
+#   data (demo, imports) write-only: no command reads, lists or exports a patient's
+#   record. A command that would must be granted here first, in review.
+CONSOLE: Final = "console"
+TABLE: Final[dict[str, dict[Resource, frozenset[Op]]]] = {
     Role.ADMIN: {
         Resource.DEMOGRAPHICS: RW,
         Resource.CONTACT: RW,
@@ -127,6 +140,18 @@ TABLE: Final[dict[Role, dict[Resource, frozenset[Op]]]] = {
         Resource.AUDIT: frozenset({R, X}),
     },
     Role.PATIENT: {},
+    CONSOLE: {
+        Resource.DEMOGRAPHICS: WRITE_ONLY,
+        Resource.CONTACT: WRITE_ONLY,
+        Resource.COVERAGE: WRITE_ONLY,
+        Resource.APPOINTMENTS: WRITE_ONLY,
+        Resource.CLINICAL: WRITE_ONLY,
+        Resource.CONSENT: WRITE_ONLY,
+        Resource.AUDIT: READ_ONLY,
+        Resource.USERS: RW,
+        Resource.CONFIG: RW,
+        Resource.KEYS: RW,
+    },
 }
 
 # The declaration of a route any staff role may use (the home page; the API's OpenAPI
@@ -161,12 +186,9 @@ SCOPED_ROLES: Final = frozenset({Role.CLINICIAN})
 
 
 def allowed(role: str, op: Op, resource: Resource) -> bool:
-    """May `role` perform `op` on `resource` at all? Unknown roles may do nothing."""
-    try:
-        grants = TABLE[Role(role)]
-    except ValueError:
-        return False
-    return op in grants.get(resource, frozenset())
+    """May `role` (or `CONSOLE`) perform `op` on `resource` at all? Unknown roles may do
+    nothing."""
+    return op in TABLE.get(role, {}).get(resource, frozenset())
 
 
 def is_staff_role(role: str) -> bool:
@@ -176,7 +198,13 @@ def is_staff_role(role: str) -> bool:
 
 def actor_allowed(actor: Actor, op: Op, resource: Resource) -> bool:
     """`allowed` for a signed-in, active user; False for anyone else."""
-    return isinstance(actor, User) and actor.is_active and allowed(actor.role, op, resource)
+    return (
+        isinstance(actor, User)
+        and actor.is_active
+        # The console row is the host operator's, never a staff account's.
+        and actor.role in Role.values
+        and allowed(actor.role, op, resource)
+    )
 
 
 def require(
@@ -208,6 +236,24 @@ def require(
     raise PermissionDenied(f"role {role} may not {op} {resource}")
 
 
+def console_require(pairs: Iterable[tuple[Op, Resource]]) -> None:
+    """The gate before a `careloop` command runs: the console row must allow each pair.
+
+    The first refused pair is audited as `access.denied` by the console actor and
+    raises `PermissionDenied`, as `require` does for a user.
+    """
+    for op, resource in pairs:
+        if not allowed(CONSOLE, op, resource):
+            audit_record(
+                action="access.denied",
+                actor=console_actor(),
+                resource_type=str(resource),
+                fields=(str(op),),
+                outcome="denied",
+            )
+            raise PermissionDenied(f"the console operator may not {op} {resource}")
+
+
 def markdown_table() -> str:
     """The table as a markdown matrix (role rows, resource columns), for docs/permissions.md."""
     letters = {Op.READ: "R", Op.WRITE: "W", Op.EXPORT: "X"}
@@ -221,5 +267,5 @@ def markdown_table() -> str:
             "".join(letters[op] for op in Op if op in grants.get(resource, frozenset())) or "·"
             for resource in Resource
         ]
-        lines.append(f"| {role.value} | " + " | ".join(cells) + " |")
+        lines.append(f"| {role} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"

@@ -1,0 +1,91 @@
+"""Fast bulk writes that bypass the ORM: row tuples go in with COPY on PostgreSQL and
+`executemany` on SQLite, each value adapted the way Django's own fields store it.
+
+Used where ORM objects per row would be too slow (the demo loader, the FHIR ingest).
+Class-I values must already be sealed by the caller with the very calls the model
+fields make (`crypto.seal`, `fields.blind_value`), so the ORM reads the rows back as
+its own.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import connection
+
+
+@dataclass(frozen=True, slots=True)
+class Adapters:
+    """How Python values go into this backend's columns, as Django's own fields store them."""
+
+    uid: Callable[[uuid.UUID | None], Any]
+    dt: Callable[[datetime.datetime | None], Any]
+    js: Callable[[Any], Any]
+    day: Callable[[datetime.date | None], Any]
+    tm: Callable[[datetime.time | None], Any]
+
+
+def _sqlite_dt(value: datetime.datetime | None) -> str | None:
+    # Django keeps SQLite datetimes as naive UTC text.
+    if value is None:
+        return None
+    if value.tzinfo is not datetime.UTC:
+        value = value.astimezone(datetime.UTC)
+    return value.replace(tzinfo=None).isoformat(" ")
+
+
+SQLITE = Adapters(
+    uid=lambda u: None if u is None else u.hex,
+    dt=_sqlite_dt,
+    js=lambda v: json.dumps(v),
+    day=lambda d: None if d is None else d.isoformat(),
+    tm=lambda t: None if t is None else t.isoformat(),
+)
+POSTGRES = Adapters(
+    uid=lambda u: u, dt=lambda d: d, js=lambda v: json.dumps(v), day=lambda d: d, tm=lambda t: t
+)
+
+
+class UnsupportedDatabase(Exception):
+    """Bulk writes know PostgreSQL and SQLite only (message is safe to show)."""
+
+
+def adapters() -> Adapters:
+    if connection.vendor == "postgresql":
+        return POSTGRES
+    if connection.vendor == "sqlite":
+        return SQLITE
+    raise UnsupportedDatabase(
+        f"bulk loading supports PostgreSQL and SQLite, not {connection.vendor}"
+    )
+
+
+def quoted(table: str, columns: Sequence[str]) -> tuple[str, str]:
+    quote = connection.ops.quote_name
+    return quote(table), ", ".join(quote(c) for c in columns)
+
+
+def insert_rows(table: str, columns: Sequence[str], rows: Sequence[tuple[Any, ...]]) -> None:
+    """Insert `rows` (already adapted) into `table`; inside the caller's transaction."""
+    if not rows:
+        return
+    name, cols = quoted(table, columns)
+    connection.ensure_connection()
+    if connection.vendor == "postgresql":
+        with (
+            connection.connection.cursor() as cursor,
+            cursor.copy(f"COPY {name} ({cols}) FROM STDIN") as copy,
+        ):
+            for row in rows:
+                copy.write_row(row)
+        return
+    marks = ", ".join("?" * len(columns))
+    # The raw DB-API connection: Django's cursor wrapper would rewrite every statement.
+    # Identifiers come from model metadata through quote_name; values are parameters.
+    statement = f"INSERT INTO {name} ({cols}) VALUES ({marks})"  # noqa: S608
+    connection.connection.executemany(statement, rows)
