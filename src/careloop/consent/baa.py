@@ -15,6 +15,7 @@ from django.db import transaction
 from careloop.consent.models import BaaStatus, Vendor, VendorKind
 from careloop.core.clock import now
 from careloop.security.audit import audit_record
+from careloop.security.console import console_actor
 from careloop.security.models import User
 from careloop.security.permissions import Op, Resource, require
 
@@ -49,15 +50,12 @@ def baa_require(*, vendor_name: str, at: datetime.datetime) -> Vendor:
 
 
 def _audit(actor: User | None, vendor: Vendor, fields: tuple[str, ...]) -> None:
-    actor_kwargs: dict[str, object] = (
-        {"actor": actor} if actor is not None else {"actor_kind": "system", "actor_id": "cli"}
-    )
     audit_record(
+        actor=actor if actor is not None else console_actor(),
         action="vendor.change",
         resource_type="vendor",
         resource_id=str(vendor.id),
         fields=fields,
-        **actor_kwargs,  # type: ignore[arg-type]
     )
 
 

@@ -18,6 +18,7 @@ from careloop.consent.models import ConsentDocument, ConsentKind, ConsentRecord,
 from careloop.core.clock import now
 from careloop.patients.models import Patient
 from careloop.security.audit import audit_record
+from careloop.security.console import console_actor
 from careloop.security.models import User
 from careloop.security.permissions import Op, Resource, require
 
@@ -60,15 +61,12 @@ def consent_document_publish(
         requires_acknowledgement=requires_acknowledgement,
         published_by=actor,
     )
-    actor_kwargs: dict[str, object] = (
-        {"actor": actor} if actor is not None else {"actor_kind": "system", "actor_id": "cli"}
-    )
     audit_record(
+        actor=actor if actor is not None else console_actor(),
         action="consent.document_publish",
         resource_type="consent_document",
         resource_id=str(document.id),
         fields=("kind", "version"),
-        **actor_kwargs,  # type: ignore[arg-type]
     )
     return document
 

@@ -125,6 +125,9 @@ class QuarantineItem(models.Model):
     # Why, in words without PHI: "line 12: not JSON", "Observation: subject missing".
     reason = models.CharField(max_length=300)
     payload = EncryptedTextField()
+    # Set when the item only waits for its patient ("Patient/<source id>") to arrive;
+    # each later import re-processes the waiting items it resolves.
+    waiting_for = models.CharField(max_length=80, blank=True)
     status = models.CharField(
         max_length=12, choices=QuarantineStatus.choices, default=QuarantineStatus.OPEN
     )

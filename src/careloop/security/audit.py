@@ -85,6 +85,10 @@ ACTIONS: frozenset[str] = frozenset(
         "api.read",
         "api.write",
         "fhir.read",
+        "fhir.search",
+        "fhir.export",
+        "fhir.token",
+        "fhir.client",
         "consent.view",
         "consent.record",
         "consent.export",
@@ -92,6 +96,14 @@ ACTIONS: frozenset[str] = frozenset(
         "preferences.update",
         "vendor.change",
         "demo.fill",
+        "ehr.import",
+        "ehr.sync",
+        "ehr.source_change",
+        "ehr.quarantine_view",
+        "ehr.quarantine_resolve",
+        "ehr.match_view",
+        "ehr.match_decide",
+        "hl7.receive",
     }
 )
 # `careloop audit verify` fails when an event has waited this long for the sealer.

@@ -72,6 +72,10 @@ _MAPPING: dict[str, tuple[str, str, str, str]] = {
     "api.read": (EVENT_TYPE, "rest", "read", "R"),
     "api.write": (EVENT_TYPE, "rest", "update", "U"),
     "fhir.read": (EVENT_TYPE, "rest", "read", "R"),
+    "fhir.search": (EVENT_TYPE, "rest", "search-type", "E"),
+    "fhir.export": (DCM, "110106", "", "E"),
+    "fhir.token": (DCM, "110114", "110122", "E"),
+    "fhir.client": (DCM, "110113", "110137", "U"),
 }
 _OUTCOME = {"success": "0", "failure": "8", "denied": "4"}
 

@@ -3,8 +3,8 @@
 Everything that touches data asks `allowed` (a yes/no for showing or hiding a part of a
 page) or `require` (the gate before the work, which audits a refusal). Roles are the
 columns of `TABLE`; a (role, resource) pair that is not listed has no operation at all.
-`docs/permissions.md` is generated from this table (`careloop permissions --markdown`
-prints it; a test fails when the file differs), so the documentation cannot drift.
+`docs/permissions.md` is generated from this table (`markdown_table`; a test fails
+when the file differs), so the documentation cannot drift.
 
 The table answers "may this role ever do this?". Which patients a role sees is the
 object-level scope, `careloop.security.scope.patient_scope`.
@@ -28,7 +28,7 @@ from django.http import HttpRequest
 from careloop.core.errors import PermissionDenied
 from careloop.security.audit import audit_record
 from careloop.security.console import console_actor
-from careloop.security.models import Role, User
+from careloop.security.models import AuditEvent, Role, User
 
 Actor = User | AnonymousUser
 
@@ -252,6 +252,39 @@ def console_require(pairs: Iterable[tuple[Op, Resource]]) -> None:
                 outcome="denied",
             )
             raise PermissionDenied(f"the console operator may not {op} {resource}")
+
+
+def require_integration(
+    *,
+    role: str,
+    client_id: str,
+    op: Op,
+    resource: Resource,
+    request: HttpRequest | None = None,
+    patient_id: uuid.UUID | None = None,
+) -> None:
+    """`require` for an integration client (careloop.fhirapi) acting with a staff `role`.
+
+    A client is not a `User`: it is registered with one staff role, whose row of the
+    table bounds it, and it is audited as the integration actor `client_id`. A scoped
+    role (`SCOPED_ROLES`) is refused: its patient scope is a person's care team.
+    """
+    if is_staff_role(role) and role not in SCOPED_ROLES and allowed(role, op, resource):
+        return
+    # The actor is named explicitly: a session cookie sent along must not make a staff
+    # user the author of an integration's refusal.
+    audit_record(
+        action="access.denied",
+        request=request,
+        actor=AnonymousUser(),
+        actor_kind=AuditEvent.ActorKind.INTEGRATION,
+        actor_id=client_id,
+        patient_id=patient_id,
+        resource_type=str(resource),
+        fields=(str(op),),
+        outcome="denied",
+    )
+    raise PermissionDenied(f"role {role} may not {op} {resource}")
 
 
 def markdown_table() -> str:

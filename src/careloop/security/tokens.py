@@ -28,6 +28,7 @@ from django.http import HttpRequest
 from careloop.core import clock
 from careloop.core.errors import NotFound
 from careloop.security.audit import audit_record
+from careloop.security.console import console_actor
 from careloop.security.models import ApiToken, AuditEvent, User
 from careloop.security.permissions import is_staff_role
 
@@ -77,7 +78,7 @@ def token_create(
 ) -> IssuedToken:
     """A new token for `user`, valid for `days` (1 to `MAX_DAYS`); audited `token.create`.
 
-    `actor` is whoever asked (None for an operator at the command line).
+    `actor` is whoever asked (None for the console operator, `careloop token create`).
     """
     if not user.is_active:
         raise TokenError(f"user {user.username} is disabled; a disabled user gets no token")
@@ -103,8 +104,7 @@ def token_create(
     audit_record(
         action="token.create",
         request=request,
-        actor=actor,
-        actor_kind=None if actor is not None or request is not None else "system",
+        actor=actor if actor is not None or request is not None else console_actor(),
         resource_type=AUDIT_RESOURCE,
         resource_id=str(token.id),
     )
@@ -171,8 +171,7 @@ def _audit_revoke(
     audit_record(
         action="token.revoke",
         request=request,
-        actor=actor,
-        actor_kind=None if actor is not None or request is not None else "system",
+        actor=actor if actor is not None or request is not None else console_actor(),
         resource_type=AUDIT_RESOURCE,
         resource_id=str(token.id),
         reason=reason,

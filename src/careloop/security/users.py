@@ -1,5 +1,6 @@
 """Staff accounts: create, set a password, change a role, disable, unlock, reset the
-second factor. Each takes the acting user (None for the command line's operator).
+second factor. Each takes the acting user (None for the console operator, see
+careloop.security.console) and audits the change in its transaction.
 
 Every path that sets a password validates it (length 12 or more, not a common
 password, not like the username; settings.AUTH_PASSWORD_VALIDATORS), including the
@@ -15,18 +16,30 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from careloop.security.audit import audit_record
 from careloop.security.auth.models import AccountState, LoginFailure
+from careloop.security.console import ConsoleActor, console_actor
 from careloop.security.models import Role, User
 from careloop.security.sessions import sessions_end_for_user
 from careloop.security.tokens import tokens_revoke_for_user
 
-# The command line acts as the operator of the host, recorded as a system actor.
-CLI_ACTOR_ID = "cli"
 
-
-def _actor_kwargs(actor: User | None) -> dict[str, object]:
-    if actor is not None:
-        return {"actor": actor}
-    return {"actor_kind": "system", "actor_id": CLI_ACTOR_ID}
+def _audit(
+    action: str,
+    *,
+    actor: User | None,
+    user: User,
+    fields: tuple[str, ...] = (),
+    request: HttpRequest | None = None,
+) -> None:
+    """The account change's audit event; no actor means the console operator."""
+    who: User | ConsoleActor = actor if actor is not None else console_actor()
+    audit_record(
+        action=action,
+        request=request,
+        actor=who,
+        resource_type="user",
+        resource_id=str(user.pk),
+        fields=fields,
+    )
 
 
 @transaction.atomic
@@ -47,13 +60,7 @@ def user_create(
     validate_password(password, user)
     user.set_password(password)
     user.save()
-    audit_record(
-        action="user.create",
-        request=request,
-        resource_type="user",
-        resource_id=str(user.pk),
-        **_actor_kwargs(actor),  # type: ignore[arg-type]
-    )
+    _audit("user.create", actor=actor, user=user, request=request)
     return user
 
 
@@ -64,6 +71,7 @@ def user_set_password(*, actor: User | None, user: User, password: str) -> None:
     user.set_password(password)
     user.save(update_fields=["password"])
     sessions_end_for_user(user_id=user.pk)
+    _audit("user.password_set", actor=actor, user=user, fields=("password",))
 
 
 @transaction.atomic
@@ -76,14 +84,7 @@ def user_role_change(
         return user
     user.role = role
     user.save(update_fields=["role"])
-    audit_record(
-        action="user.role_change",
-        request=request,
-        resource_type="user",
-        resource_id=str(user.pk),
-        fields=["role"],
-        **_actor_kwargs(actor),  # type: ignore[arg-type]
-    )
+    _audit("user.role_change", actor=actor, user=user, fields=("role",), request=request)
     return user
 
 
@@ -98,13 +99,7 @@ def user_disable(*, actor: User | None, user: User, request: HttpRequest | None 
     user.save(update_fields=["is_active"])
     sessions_end_for_user(user_id=user.pk)
     tokens_revoke_for_user(user=user, actor=actor, request=request)
-    audit_record(
-        action="user.disable",
-        request=request,
-        resource_type="user",
-        resource_id=str(user.pk),
-        **_actor_kwargs(actor),  # type: ignore[arg-type]
-    )
+    _audit("user.disable", actor=actor, user=user, request=request)
     return user
 
 
@@ -113,6 +108,7 @@ def user_enable(*, actor: User | None, user: User) -> User:
     """Allow sign-in again. Old sessions stay ended; revoked tokens stay revoked."""
     user.is_active = True
     user.save(update_fields=["is_active"])
+    _audit("user.enable", actor=actor, user=user)
     return user
 
 
@@ -121,6 +117,7 @@ def user_unlock(*, actor: User | None, user: User) -> None:
     """Lift a lockout early and forget the failures that caused it."""
     AccountState.objects.filter(user=user).update(locked_until=None)
     LoginFailure.objects.filter(user=user).delete()
+    _audit("user.unlock", actor=actor, user=user)
 
 
 @transaction.atomic
@@ -129,4 +126,5 @@ def user_mfa_reset(*, actor: User | None, user: User) -> int:
     sign-in they enrol a new device. Returns how many devices were removed."""
     removed, _ = TOTPDevice.objects.filter(user=user).delete()
     sessions_end_for_user(user_id=user.pk)
+    _audit("user.mfa_reset", actor=actor, user=user)
     return int(removed)
