@@ -79,7 +79,7 @@ def subject_id(resource: dict[str, Any], key: str = "subject") -> str | None:
         return None
     if text.startswith("urn:uuid:"):
         return text[9:] or None
-    head, _, tail = text.rstrip("/").rpartition("/")
+    head, _, tail = text.split("/_history", 1)[0].rstrip("/").rpartition("/")
     if head.rpartition("/")[2] != "Patient" or not tail:
         return None
-    return tail.split("/_history", 1)[0] or None
+    return tail
