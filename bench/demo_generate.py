@@ -62,7 +62,9 @@ def careloop() -> list[str]:
     return [sys.executable, "-m", "careloop"]
 
 
-def run_measured(args: list[str], env: dict[str, str]) -> tuple[float, float]:
+def run_measured(
+    args: list[str], env: dict[str, str], *, quiet: bool = False
+) -> tuple[float, float]:
     """Run one command; return (wall seconds, peak RSS in MiB) of that process alone."""
     started = time.monotonic()
     proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -72,7 +74,10 @@ def run_measured(args: list[str], env: dict[str, str]) -> tuple[float, float]:
     err = proc.stderr.read().decode() if proc.stderr else ""
     if os.waitstatus_to_exitcode(status) != 0:
         raise RuntimeError(f"{' '.join(args[2:])} failed: {err.strip()[-500:]}")
-    print(f"    {out.strip()[:200]}", flush=True)
+    print(
+        f"    {out.strip().splitlines()[-1][:200] if quiet and out.strip() else out.strip()[:200]}",
+        flush=True,
+    )
     return seconds, usage.ru_maxrss / 1024
 
 

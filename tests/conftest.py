@@ -93,3 +93,22 @@ def scratch_env(tmp_path: Path) -> Iterator[dict[str, str]]:
     finally:
         if dropper is not None:
             dropper()
+
+
+SHARED_DATA = Path(
+    os.environ.get("CARELOOP_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")
+)
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The external test data (../shared/data: official eCQM cases, a Synthea export).
+
+    Where it is absent the tests that need it skip, saying so; in CI it must be there.
+    """
+    if not (SHARED_DATA / "synthea100").is_dir() or not (SHARED_DATA / "ecqm").is_dir():
+        message = f"external test data not found at {SHARED_DATA} (set CARELOOP_SHARED_DATA)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    return SHARED_DATA

@@ -14,9 +14,9 @@ import json
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
-from django.db import connection
+from django.db import connection, models
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +49,11 @@ SQLITE = Adapters(
 POSTGRES = Adapters(
     uid=lambda u: u, dt=lambda d: d, js=lambda v: json.dumps(v), day=lambda d: d, tm=lambda t: t
 )
+
+
+def model_field(model: type[models.Model], name: str) -> models.Field[Any, Any]:
+    """A concrete field of `model` by name (for its column)."""
+    return cast("models.Field[Any, Any]", model._meta.get_field(name))
 
 
 class UnsupportedDatabase(Exception):
@@ -89,3 +94,26 @@ def insert_rows(table: str, columns: Sequence[str], rows: Sequence[tuple[Any, ..
     # Identifiers come from model metadata through quote_name; values are parameters.
     statement = f"INSERT INTO {name} ({cols}) VALUES ({marks})"  # noqa: S608
     connection.connection.executemany(statement, rows)
+
+
+@models.Field.register_lookup
+class AnyOf(models.Lookup):  # type: ignore[type-arg]
+    """`field__anyof=[...]`: membership in a long list as one array parameter
+    (`= ANY(%s)`) on PostgreSQL, where `__in` would send thousands of placeholders
+    for the driver to parse; plain `IN` elsewhere."""
+
+    lookup_name = "anyof"
+    prepare_rhs = False
+
+    def get_db_prep_lookup(self, value: Any, connection: Any) -> tuple[str, list[Any]]:
+        return "%s", [list(value)]
+
+    def as_sql(self, compiler: Any, connection: Any) -> tuple[str, list[Any]]:
+        lhs, lhs_params = self.process_lhs(compiler, connection)
+        values = list(self.rhs)
+        if connection.vendor == "postgresql":
+            return f"{lhs} = ANY(%s)", [*lhs_params, values]
+        if not values:
+            return "1 = 0", list(lhs_params)
+        marks = ", ".join(["%s"] * len(values))
+        return f"{lhs} IN ({marks})", [*lhs_params, *values]

@@ -14,7 +14,7 @@ from typing import Any
 
 from django.db import models
 
-from careloop.core.bulk import Adapters
+from careloop.core.bulk import Adapters, model_field
 from careloop.demo.generate import MRN_SYSTEM
 from careloop.demo.records import FactRec, PatientRec
 from careloop.demo.tables import (
@@ -33,7 +33,6 @@ from careloop.demo.tables import (
     PREFERENCE,
     REFERRAL,
     TableSpec,
-    model_field,
 )
 from careloop.leads.models import Lead
 from careloop.patients.models import ContactPoint, Coverage, Patient, PatientIdentifier

@@ -4,21 +4,17 @@ column follows the model."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, cast
 
 from django.db import models
 
 from careloop.clinical.models import ClinicalFact
 from careloop.consent.models import ChannelOptIn, CommunicationPreference
+from careloop.core.bulk import model_field
 from careloop.leads.models import Lead
 from careloop.patients.models import ContactPoint, Coverage, Patient, PatientIdentifier
 from careloop.referrals.models import Referral
 from careloop.scheduling.models import Appointment
 from careloop.security.fields import BlindIndexField
-
-
-def model_field(model: type[models.Model], name: str) -> models.Field[Any, Any]:
-    return cast("models.Field[Any, Any]", model._meta.get_field(name))
 
 
 @dataclass(frozen=True, slots=True)

@@ -70,6 +70,9 @@ class SourceRecord(models.Model):
     )
     # The subject's id at the source, kept until that Patient arrives.
     subject_ref = models.CharField(max_length=64, blank=True)
+    # For resources kept for reference only (a Medication): their codes, as
+    # [[system, code, display], ...], so a request naming the drug by reference gets them.
+    codes = models.JSONField(default=list, blank=True)
     created_at = models.DateTimeField()
     updated_at = models.DateTimeField()
 
@@ -112,6 +115,8 @@ class QuarantineStatus(models.TextChoices):
 
 
 class QuarantineItem(models.Model):
+    # A UUID like every table with sealed columns: the ciphertext is bound to its row.
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     source = models.ForeignKey(Source, on_delete=models.PROTECT, related_name="quarantine")
     run = models.ForeignKey(
         ImportRun, null=True, blank=True, on_delete=models.SET_NULL, related_name="quarantine"
@@ -138,7 +143,7 @@ class QuarantineItem(models.Model):
     )
 
     class Meta:
-        ordering = ["-created_at", "-id"]
+        ordering = ["-created_at"]
         indexes = [models.Index(fields=["status", "created_at"], name="quarantine_status_idx")]
 
 

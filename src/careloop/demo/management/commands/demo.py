@@ -7,17 +7,23 @@ import os
 import sys
 import time
 from argparse import ArgumentParser
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 from django.conf import settings
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 from tqdm import tqdm
 
 from careloop.core import clock
+from careloop.core.cli import CareloopCommand
 from careloop.demo.generate import DemoSpec, generate, practice_for
+from careloop.demo.records import PatientRec, Practice
 from careloop.demo.write_db import DemoRefused, write_db
 from careloop.demo.write_ndjson import write_ndjson
+from careloop.security.audit import audit_record
+from careloop.security.console import console_actor
+from careloop.security.permissions import Op, Resource
 
 FORMATS = ("db", "ndjson")
 
@@ -52,8 +58,20 @@ def _writable_dir(raw: str | None) -> Path:
     return out
 
 
-class Command(BaseCommand):
+class Command(CareloopCommand):
     help = "Generate a realistic synthetic practice into the database or as FHIR NDJSON."
+    # The tables `write_db` fills (careloop.demo.tables); it reads and exports nothing.
+    permissions = tuple(
+        (Op.WRITE, resource)
+        for resource in (
+            Resource.DEMOGRAPHICS,
+            Resource.CONTACT,
+            Resource.COVERAGE,
+            Resource.APPOINTMENTS,
+            Resource.CLINICAL,
+            Resource.CONSENT,
+        )
+    )
 
     def add_arguments(self, parser: ArgumentParser) -> None:
         parser.add_argument("--patients", default="1000", help="how many patients (default 1000)")
@@ -106,10 +124,7 @@ class Command(BaseCommand):
         try:
             patients = generate(spec=spec, practice=practice)
             if out is None:
-                try:
-                    return write_db(practice=practice, patients=patients, on_patient=tick)
-                except DemoRefused as error:
-                    raise CommandError(str(error)) from None
+                return self._fill(practice=practice, patients=patients, on_patient=tick)
             request = (
                 f"careloop demo --format ndjson --patients {spec.patients} "
                 f"--seed {spec.seed} --as-of {spec.as_of}"
@@ -124,3 +139,23 @@ class Command(BaseCommand):
             )
         finally:
             bar.close()
+
+    def _fill(
+        self, *, practice: Practice, patients: Iterable[PatientRec], on_patient: Callable[[], None]
+    ) -> dict[str, int]:
+        """Load the practice into the database, audited as the console operator's."""
+        try:
+            counts = write_db(practice=practice, patients=patients, on_patient=on_patient)
+        except BaseException as error:
+            # The load commits in batches, so a failure (an error, Ctrl-C) may leave part
+            # of it: say so.
+            audit_record(
+                action="demo.fill", actor=console_actor(), resource_type="demo", outcome="failure"
+            )
+            if isinstance(error, DemoRefused):
+                raise CommandError(str(error)) from None
+            raise
+        audit_record(
+            action="demo.fill", actor=console_actor(), resource_type="demo", fields=sorted(counts)
+        )
+        return counts
