@@ -13,7 +13,7 @@ import sys
 def main(argv: list[str] | None = None) -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "careloop.settings")
     arguments = argv or sys.argv
-    if len(arguments) > 1 and arguments[1] == "worker":
+    if len(arguments) > 1 and arguments[1] in {"worker", "mllp"}:
         from careloop.core.shutdown import listen_early
 
         listen_early()

@@ -46,7 +46,7 @@ def test_the_command_line_prints_no_traceback() -> None:
     assert result.returncode != 0
     assert "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines() == [
-        "CommandError: --patients must be at least 1, not 0"
+        "careloop demo: --patients must be at least 1, not 0"
     ]
 
 

@@ -10,6 +10,7 @@ import pytest
 
 from careloop.security.models import Role
 from careloop.security.permissions import (
+    CONSOLE,
     TABLE,
     Op,
     Resource,
@@ -36,8 +37,9 @@ PATIENT_DATA = (
 )
 
 
-def test_every_role_has_a_row() -> None:
-    assert set(TABLE) == set(Role)
+def test_every_role_and_the_console_operator_have_a_row() -> None:
+    assert set(TABLE) == {*Role, CONSOLE}
+    assert CONSOLE not in Role.values  # no staff account can be given the console's row
 
 
 @pytest.mark.parametrize("role", [Role.MARKETING, Role.FRONT_DESK, Role.ADMIN, Role.ANALYST])
@@ -70,12 +72,25 @@ def test_auditor_sees_the_audit_log_only() -> None:
 
 
 def test_nobody_may_write_the_audit_log() -> None:
-    assert not any(allowed(role, Op.WRITE, Resource.AUDIT) for role in Role)
+    assert not any(allowed(row, Op.WRITE, Resource.AUDIT) for row in TABLE)
 
 
-def test_only_admin_manages_users_configuration_and_keys() -> None:
+def test_only_admin_and_the_console_manage_users_configuration_and_keys() -> None:
     for resource in (Resource.USERS, Resource.CONFIG, Resource.KEYS):
-        assert {role for role in Role if allowed(role, Op.WRITE, resource)} == {Role.ADMIN}
+        assert {row for row in TABLE if allowed(row, Op.WRITE, resource)} == {Role.ADMIN, CONSOLE}
+
+
+def test_the_console_loads_patient_data_but_never_reads_or_exports_it() -> None:
+    for resource in PATIENT_DATA:
+        assert not allowed(CONSOLE, Op.READ, resource)
+        assert not allowed(CONSOLE, Op.EXPORT, resource)
+    assert allowed(CONSOLE, Op.WRITE, Resource.DEMOGRAPHICS)
+    assert not allowed(CONSOLE, Op.WRITE, Resource.NOTES)
+
+
+def test_the_console_verifies_the_audit_log_but_does_not_export_it() -> None:
+    assert allowed(CONSOLE, Op.READ, Resource.AUDIT)
+    assert not allowed(CONSOLE, Op.EXPORT, Resource.AUDIT)
 
 
 def test_admin_has_no_routine_clinical_access() -> None:
@@ -97,7 +112,7 @@ def test_a_patient_account_has_nothing_in_the_staff_app() -> None:
 def test_patient_data_export_is_not_routine_for_any_role_but_marketing_contact_lists() -> None:
     exporters = {
         (role, resource)
-        for role in Role
+        for role in TABLE
         for resource in PATIENT_DATA
         if allowed(role, Op.EXPORT, resource)
     }
@@ -107,6 +122,15 @@ def test_patient_data_export_is_not_routine_for_any_role_but_marketing_contact_l
 def test_unknown_role_may_do_nothing() -> None:
     assert not allowed("superuser", Op.READ, Resource.DEMOGRAPHICS)
     assert not allowed("", Op.READ, Resource.AGGREGATES)
+
+
+def test_a_staff_account_whose_role_says_console_gets_nothing() -> None:
+    # A role column tampered to the console row's key must not borrow its grants.
+    from careloop.security.models import User
+    from careloop.security.permissions import actor_allowed
+
+    assert not actor_allowed(User(role=CONSOLE, is_active=True), Op.WRITE, Resource.KEYS)
+    assert not is_staff_role(CONSOLE)
 
 
 def test_docs_show_the_table_as_it_is_in_code() -> None:

@@ -13,10 +13,13 @@ from django.core.management.base import CommandParser
 from careloop.consent.documents import DocumentError, consent_document_publish
 from careloop.consent.models import ConsentKind
 from careloop.core.cli import CareloopCommand
+from careloop.security.permissions import Op, Resource
 
 
 class Command(CareloopCommand):
     help = "Publish a new version of a consent document."
+    # The practice's template is configuration, as on the web (consent_document_publish).
+    permissions = ((Op.WRITE, Resource.CONFIG),)
 
     def add_arguments(self, parser: CommandParser) -> None:
         sub = parser.add_subparsers(dest="action", required=True)

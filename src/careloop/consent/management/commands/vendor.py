@@ -10,6 +10,7 @@ from django.core.management.base import CommandParser
 from careloop.consent.baa import VendorError, vendor_add, vendor_set_baa
 from careloop.consent.models import BaaStatus, Vendor, VendorKind
 from careloop.core.cli import CareloopCommand
+from careloop.security.permissions import Op, Resource
 
 
 def _date(text: str) -> datetime.date:
@@ -18,6 +19,7 @@ def _date(text: str) -> datetime.date:
 
 class Command(CareloopCommand):
     help = "The BAA registry: vendors that may receive PHI."
+    permissions = ((Op.READ, Resource.CONFIG), (Op.WRITE, Resource.CONFIG))
 
     def add_arguments(self, parser: CommandParser) -> None:
         sub = parser.add_subparsers(dest="action", required=True)

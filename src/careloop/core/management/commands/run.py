@@ -21,6 +21,7 @@ from careloop.security.demo_users import (
     demo_sign_in_text,
     demo_users_ensure,
 )
+from careloop.security.permissions import Op, Resource
 
 READY_TIMEOUT_SECONDS = 90.0
 
@@ -31,6 +32,9 @@ class Command(CareloopCommand):
         "staff sign-ins, then serve HTTPS and run the worker until Ctrl-C."
     )
     requires_system_checks: list[str] = []
+    # Migrating the schema and the demo sign-ins. The demo fill, server and worker it
+    # starts are gated by their own declarations (`call_command`, child processes).
+    permissions = ((Op.WRITE, Resource.CONFIG), (Op.WRITE, Resource.USERS))
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(

@@ -18,10 +18,14 @@ from careloop.core.server.listen import (
 )
 from careloop.core.server.plan import certificate_choose
 from careloop.core.server.tls import TLSError, server_context
+from careloop.security.permissions import Op, Resource
 
 
 class Command(CareloopCommand):
     help = "Serve careloop over HTTPS (TLS 1.2+) with gunicorn until SIGTERM or Ctrl-C."
+    # It reads the configuration (TLS key, bind address) and touches no data itself:
+    # every request is checked against its own user's row.
+    permissions = ((Op.READ, Resource.CONFIG),)
     # The server checks nothing the web requests would not; `careloop check` does that.
     requires_system_checks: list[str] = []
 

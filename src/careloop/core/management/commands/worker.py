@@ -7,10 +7,14 @@ from django.core.management.base import CommandParser
 
 from careloop.core.cli import CareloopCommand
 from careloop.core.worker import Worker
+from careloop.security.permissions import Op, Resource
 
 
 class Command(CareloopCommand):
     help = "Run background tasks and the periodic sweep until SIGTERM or Ctrl-C."
+    # It starts the configured jobs, which then act (and are audited) as system jobs,
+    # not as the operator who started the process.
+    permissions = ((Op.READ, Resource.CONFIG),)
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(

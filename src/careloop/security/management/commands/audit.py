@@ -9,6 +9,8 @@ from django.db import IntegrityError, transaction
 from careloop.core.cli import CareloopCommand
 from careloop.security.audit import UNSEALED_ALARM_SECONDS, audit_record, audit_seal
 from careloop.security.audit_chain import audit_verify
+from careloop.security.console import console_actor
+from careloop.security.permissions import Op, Resource
 
 
 def _anchor(value: str) -> tuple[int, bytes]:
@@ -24,6 +26,7 @@ def _anchor(value: str) -> tuple[int, bytes]:
 
 class Command(CareloopCommand):
     help = "Verify the audit log's hash chain."
+    permissions = ((Op.READ, Resource.AUDIT),)
 
     def add_arguments(self, parser: CommandParser) -> None:
         sub = parser.add_subparsers(dest="action", required=True)
@@ -66,8 +69,7 @@ class Command(CareloopCommand):
             with transaction.atomic():
                 audit_record(
                     action="audit.verify",
-                    actor_kind="system",
-                    actor_id="careloop audit verify",
+                    actor=console_actor(),
                     resource_type="AuditEvent",
                     resource_id=str(report.last_seq),
                     outcome="failure" if report.broken or report.stale_unsealed else "success",

@@ -6,12 +6,16 @@ from django.core.management.base import CommandError, CommandParser
 
 from careloop.core.cli import CareloopCommand
 from careloop.security import crypto
+from careloop.security.audit import audit_record
+from careloop.security.console import console_actor
 from careloop.security.models import DataKey
+from careloop.security.permissions import Op, Resource
 from careloop.security.rotation import keys_rotate, rows_not_under
 
 
 class Command(CareloopCommand):
     help = "Inspect and rotate the data keys that encrypt PHI class I."
+    permissions = ((Op.READ, Resource.KEYS), (Op.WRITE, Resource.KEYS))
 
     def add_arguments(self, parser: CommandParser) -> None:
         sub = parser.add_subparsers(dest="action", required=True)
@@ -33,12 +37,29 @@ class Command(CareloopCommand):
             return
         if options["batch"] < 1:
             raise CommandError("--batch must be at least 1.")
-        report = keys_rotate(
-            batch=options["batch"],
-            settle_seconds=max(0.0, options["settle_seconds"]),
-            progress=lambda message: self.stderr.write(message)
-            if options["verbosity"] > 1
-            else None,
+        try:
+            report = keys_rotate(
+                batch=options["batch"],
+                settle_seconds=max(0.0, options["settle_seconds"]),
+                progress=lambda message: self.stderr.write(message)
+                if options["verbosity"] > 1
+                else None,
+            )
+        except BaseException:
+            # A rotation stopped half-way (an error, Ctrl-C) has still added a key: leave
+            # a trace of it.
+            audit_record(
+                action="keys.rotate",
+                actor=console_actor(),
+                resource_type="DataKey",
+                outcome="failure",
+            )
+            raise
+        audit_record(
+            action="keys.rotate",
+            actor=console_actor(),
+            resource_type="DataKey",
+            resource_id=str(report.new_version),
         )
         self.stdout.write(
             f"Rotated to key {report.new_version}: {report.resealed} values re-encrypted in "

@@ -13,6 +13,7 @@ from django.core.management.base import CommandParser
 from careloop.core.cli import CareloopCommand
 from careloop.core.errors import NotFound
 from careloop.security.models import User
+from careloop.security.permissions import Op, Resource
 from careloop.security.tokens import (
     DEFAULT_DAYS,
     MAX_DAYS,
@@ -26,6 +27,7 @@ from careloop.security.tokens import (
 
 class Command(CareloopCommand):
     help = "Create, list and revoke staff members' personal API tokens."
+    permissions = ((Op.READ, Resource.USERS), (Op.WRITE, Resource.USERS))
 
     def add_arguments(self, parser: CommandParser) -> None:
         sub = parser.add_subparsers(dest="action", required=True)

@@ -17,10 +17,12 @@ from django.core.management.base import CommandParser
 from careloop.core.cli import CareloopCommand
 from careloop.security import users
 from careloop.security.models import Role, User
+from careloop.security.permissions import Op, Resource
 
 
 class Command(CareloopCommand):
     help = "Manage staff accounts: create, set a password or role, disable, unlock, reset MFA."
+    permissions = ((Op.WRITE, Resource.USERS),)
 
     def add_arguments(self, parser: CommandParser) -> None:
         sub = parser.add_subparsers(dest="action", required=True)
