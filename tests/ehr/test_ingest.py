@@ -14,7 +14,13 @@ from django.core.management.base import CommandError
 
 from careloop.clinical.models import ClinicalFact
 from careloop.ehr.ingest import import_paths, reprocess_quarantine
-from careloop.ehr.models import ImportRun, QuarantineItem, QuarantineStatus, SourceRecord
+from careloop.ehr.models import (
+    ImportRun,
+    MatchReview,
+    QuarantineItem,
+    QuarantineStatus,
+    SourceRecord,
+)
 from careloop.patients.models import Patient
 from tests.ehr import fhir_builders as fb
 
@@ -293,3 +299,40 @@ def test_a_quarantined_item_is_reprocessed_after_the_fix(tmp_path: Path) -> None
     item.refresh_from_db()
     assert item.status == QuarantineStatus.REPROCESSED
     assert ClinicalFact.objects.get(source_id="mr1").code == "860975"
+
+
+def test_patients_in_bulk_are_still_matched_one_by_one_when_they_could_be_someone(
+    tmp_path: Path,
+) -> None:
+    phone = [{"system": "phone", "value": "(303) 555-0142", "use": "mobile"}]
+    (tmp_path / "clinic").mkdir()
+    fb.write_ndjson(
+        tmp_path / "clinic" / "Patient.ndjson",
+        [{**fb.patient("a1", family="Okafor", given="Ada"), "telecom": phone}],
+    )
+    import_paths([tmp_path / "clinic"], source_name="clinic")
+    (tmp_path / "hospital").mkdir()
+    fb.write_ndjson(
+        tmp_path / "hospital" / "Patient.ndjson",
+        [
+            # The same person as a1 (name, birth date and phone agree): no new record.
+            {**fb.patient("h1", family="Okafor", given="Ada"), "telecom": phone},
+            # Two records of one newcomer in one batch: the second is looked at closely.
+            fb.patient("h2", family="Brandt", given="Mila"),
+            fb.patient("h3", family="Brandt", given="Mila"),
+            # Nobody careloop knows.
+            fb.patient("h4", family="Sato", given="Ren"),
+        ],
+    )
+
+    run = import_paths([tmp_path / "hospital"], source_name="hospital")
+
+    assert run.counts["Patient"]["created"] == 4
+    records = dict(
+        SourceRecord.objects.filter(resource_type="Patient").values_list("resource_id", "patient")
+    )
+    assert records["h1"] == records["a1"]
+    assert len({records["h2"], records["h3"], records["h4"], records["a1"]}) == 4
+    review = MatchReview.objects.get()
+    assert {review.incoming_id, review.candidate_id} == {records["h2"], records["h3"]}
+    assert "Brandt" not in review.reason

@@ -11,10 +11,13 @@ from __future__ import annotations
 import datetime
 import json
 import secrets
+import tempfile
 import uuid
+from pathlib import Path
 
 from careloop.consent.ledger import consent_record
 from careloop.consent.models import CaptureMethod, ConsentKind, ConsentStatus
+from careloop.ehr.ingest import import_paths
 from careloop.patients.household import RelationshipDetails, relationship_add
 from careloop.patients.models import Patient
 from careloop.patients.notes import note_add
@@ -79,6 +82,12 @@ relationship_add(
         period_start=datetime.date(2026, 1, 1),
     ),
 )
+# A quarantined import line (a payload kept encrypted for re-processing), through the
+# FHIR import itself.
+with tempfile.TemporaryDirectory() as folder:
+    lines = Path(folder) / "Patient.ndjson"
+    lines.write_text(canary("quarantineitem.payload") + "\n")
+    import_paths([lines], source_name="canary-files")
 
 missing = []
 for model, fields in encrypted_columns():

@@ -51,6 +51,7 @@ class FactElement(models.TextChoices):
     TYPE = "type", "Type"
     DISPOSITION = "disposition", "Discharge disposition"
     CLASS = "class", "Class"
+    BODY_SITE = "body_site", "Body site"
 
 
 class ClinicalFact(models.Model):
@@ -92,6 +93,8 @@ class ClinicalFact(models.Model):
     negated = models.BooleanField(default=False, db_default=False)
     intent = models.CharField(max_length=16, blank=True, db_default="")
     value_system = models.CharField(max_length=100, blank=True, db_default="")
+    # The source's id of the encounter the fact was recorded in (Observation.encounter...).
+    encounter_ref = models.CharField(max_length=64, blank=True, db_default="")
 
     class Meta:
         ordering = ["patient", "effective_start"]

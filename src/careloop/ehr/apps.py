@@ -8,3 +8,8 @@ class EhrConfig(AppConfig):
     label = "ehr"
     default_auto_field = "django.db.models.BigAutoField"
     verbose_name = "EHR integration"
+
+    def ready(self) -> None:
+        # Registers the record handlers (Patient, Coverage, Appointment...) with the
+        # ingest pipeline.
+        from careloop.ehr import records  # noqa: F401

@@ -299,6 +299,10 @@ def observation(r: dict[str, Any]) -> FactResource:
 
 def condition(r: dict[str, Any]) -> FactResource:
     parts = _require_code(r, "code", "Condition")
+    # The body site (laterality of a mastectomy...): measures ask for it. (caregaps)
+    sites = r.get("bodySite")
+    for concept in sites if isinstance(sites, list) else []:
+        parts.extend(Part(FactElement.BODY_SITE, s, c, d) for s, c, d in _codings(concept))
     verification = _first_code(r.get("verificationStatus"))
     for part in parts:
         part.value_code = verification
@@ -340,7 +344,9 @@ def allergy(r: dict[str, Any]) -> FactResource:
 
 def procedure(r: dict[str, Any]) -> FactResource:
     parts = _require_code(r, "code", "Procedure")
-    parts.extend(_reason_parts(r, "statusReason"))
+    # reasonCode too: measures ask why a procedure was done (a BMI follow-up "for
+    # overweight"), as they ask why one was not (statusReason). (caregaps)
+    parts.extend(_reason_parts(r, "statusReason", "reasonCode"))
     start, end = _timing(r, "performed")
     return FactResource(
         kind=FactKind.PROCEDURE,
@@ -395,11 +401,38 @@ def _dosage_bounds(r: dict[str, Any]) -> tuple[datetime.datetime | None, datetim
     return None, None
 
 
+SUPPLY_DAYS = {"d": 1, "day": 1, "days": 1, "wk": 7, "week": 7, "weeks": 7}
+
+
+def _supply_end(r: dict[str, Any], start: datetime.datetime) -> datetime.datetime | None:
+    """The last day a request's supply covers: start + days supplied x (1 + refills) - 1
+    (CumulativeMedicationDuration's medicationRequestPeriod(), from
+    dispenseRequest.expectedSupplyDuration). (caregaps)"""
+    dispense = r.get("dispenseRequest")
+    duration = dispense.get("expectedSupplyDuration") if isinstance(dispense, dict) else None
+    if not isinstance(duration, dict):
+        return None
+    value, unit = duration.get("value"), duration.get("code") or duration.get("unit")
+    factor = SUPPLY_DAYS.get(unit) if isinstance(unit, str) else None
+    if not isinstance(value, int | float) or isinstance(value, bool) or factor is None:
+        return None
+    refills = dispense.get("numberOfRepeatsAllowed") if isinstance(dispense, dict) else None
+    repeats = refills if isinstance(refills, int) and not isinstance(refills, bool) else 0
+    days = value * factor * (1 + repeats)
+    if days < 1 or days > 36_600:
+        return None
+    day = start.replace(hour=0, minute=0, second=0, microsecond=0)
+    return day + datetime.timedelta(days=days - 1)
+
+
 def medication_request(r: dict[str, Any], medications: MedicationIndex) -> FactResource:
     parts = _medication_parts(r, "MedicationRequest", medications)
     parts.extend(_reason_parts(r, "reasonCode"))
     authored = when(r.get("authoredOn"), "MedicationRequest.authoredOn")
     start, end = _dosage_bounds(r)
+    begins = start or authored
+    if end is None and begins is not None:
+        end = _supply_end(r, begins)
     intent = r.get("intent")
     return FactResource(
         kind=FactKind.MEDICATION,

@@ -45,6 +45,7 @@ from careloop.clinical.models import ClinicalFact
 from careloop.core import bulk
 from careloop.core.bulk import model_field
 from careloop.core.clock import now
+from careloop.ehr import fhir_values as fv
 from careloop.ehr import reader
 from careloop.ehr.facts import FACT_MAPPERS, FactResource, MedicationIndex, concept_codes, when
 from careloop.ehr.handlers import (
@@ -63,6 +64,7 @@ from careloop.ehr.models import (
     SourceKind,
     SourceRecord,
 )
+from careloop.ehr.records_bulk import RunCache, appointments_new, patients_new
 from careloop.security.audit import audit_record
 
 log = logging.getLogger(__name__)
@@ -84,6 +86,9 @@ COUNT_KEYS = (
 # Known resources that careloop reads for reference only (a Medication gives a request
 # its drug code) or does not keep: counted as skipped, never quarantined.
 REFERENCE_ONLY = frozenset({"Medication"})
+
+# Record types with a fast path for resources new to careloop (careloop.ehr.records_bulk).
+BULK_CREATORS = {"Patient": patients_new, "Appointment": appointments_new}
 
 FACT_FIELDS = (
     "patient",
@@ -111,6 +116,7 @@ FACT_FIELDS = (
     "negated",
     "intent",
     "value_system",
+    "encounter_ref",
 )
 
 
@@ -243,6 +249,9 @@ class Importer:
         self.batch: list[Incoming] = []
         self.medications = MedicationIndex(self._stored_medication)
         self.patients: dict[str, uuid.UUID] = {}
+        self.targets: dict[tuple[str, str], uuid.UUID | None] = {}
+        self.new_records: list[SourceRecord] = []
+        self.run_cache = RunCache()
         self.adapters = bulk.adapters()
         self.fact_columns = [model_field(ClinicalFact, name).column for name in FACT_FIELDS]
         self.context = RecordContext(
@@ -360,17 +369,23 @@ class Importer:
                 resource_type="Patient",
                 resource_id__anyof=chunk,
                 patient__isnull=False,
-            ).values_list("resource_id", "patient_id")
-            self.patients.update(rows)
+            ).values_list("resource_id", "patient_id", "patient__merged_into_id")
+            # A merged record hands over to the one it was merged into.
+            self.patients.update((rid, merged or pid) for rid, pid, merged in rows)
 
     def target_for(self, resource_type: str, resource_id: str) -> uuid.UUID | None:
-        return (
-            SourceRecord.objects.filter(
-                source=self.source, resource_type=resource_type, resource_id=resource_id
+        key = (resource_type, resource_id)
+        if key not in self.targets:
+            if len(self.targets) > PATIENT_CACHE_MAX:
+                self.targets.clear()
+            self.targets[key] = (
+                SourceRecord.objects.filter(
+                    source=self.source, resource_type=resource_type, resource_id=resource_id
+                )
+                .values_list("target_id", flat=True)
+                .first()
             )
-            .values_list("target_id", flat=True)
-            .first()
-        )
+        return self.targets[key]
 
     # --- batches ----------------------------------------------------------------
 
@@ -432,6 +447,7 @@ class Importer:
                     continue
             codes = concept_codes(incoming.resource.get("code"))
             self._remember(incoming, held, RecordResult(target_id=None), stamp, codes=codes)
+        self._flush_new_records()
 
     def _existing_records(self, rtype: str, items: list[Incoming]) -> dict[str, SourceRecord]:
         existing: dict[str, SourceRecord] = {}
@@ -491,6 +507,7 @@ class Importer:
             patient = a.uid(self.patients.get(fact.subject))
             start, end, recorded = a.dt(fact.start), a.dt(fact.end), a.dt(fact.recorded)
             updated = a.dt(incoming.updated)
+            encounter = fv.reference_id(incoming.resource.get("encounter"), "Encounter") or ""
             for number, part in enumerate(fact.parts):
                 first = number == 0
                 yield (
@@ -519,14 +536,20 @@ class Importer:
                     fact.negated,
                     fact.intent,
                     part.value_system,
+                    encounter[:64],
                 )
 
     def _write_records(self, rtype: str, items: list[Incoming]) -> None:
         existing = self._existing_records(rtype, items)
         handler = RECORD_HANDLERS[rtype]
+        bulk_creator = BULK_CREATORS.get(rtype)
         stamp = now()
+        fresh: list[Incoming] = []
         for incoming in items:
             held = existing.get(incoming.resource_id)
+            if held is None and bulk_creator is not None:
+                fresh.append(incoming)
+                continue
             if held is not None:
                 verdict = _newer(incoming, held.version_id, held.last_updated, held.content_hash)
                 if verdict != "newer":
@@ -537,17 +560,29 @@ class Importer:
                     result = handler(
                         self.context, incoming.resource, held.target_id if held else None
                     )
-            except WaitForPatient as waiting:
-                self._quarantine_incoming(
-                    incoming,
-                    f"{rtype}: waiting for its patient to arrive",
-                    waiting_for=waiting.source_patient_id,
-                )
-                continue
-            except Reject as rejected:
-                self._quarantine_incoming(incoming, str(rejected))
+            except (WaitForPatient, Reject) as refused:
+                self._refused(incoming, refused)
                 continue
             self._remember(incoming, held, result, stamp)
+        if fresh:
+            assert bulk_creator is not None  # noqa: S101 - fresh is only filled with one
+            outcomes = bulk_creator(self.context, [i.resource for i in fresh], self.run_cache)
+            for incoming, outcome in zip(fresh, outcomes, strict=True):
+                if isinstance(outcome, RecordResult):
+                    self._remember(incoming, None, outcome, stamp)
+                else:
+                    self._refused(incoming, outcome)
+        self._flush_new_records()
+
+    def _refused(self, incoming: Incoming, refused: Reject | WaitForPatient) -> None:
+        if isinstance(refused, WaitForPatient):
+            self._quarantine_incoming(
+                incoming,
+                f"{incoming.resource_type}: waiting for its patient to arrive",
+                waiting_for=refused.source_patient_id,
+            )
+        else:
+            self._quarantine_incoming(incoming, str(refused))
 
     def _remember(
         self,
@@ -559,18 +594,20 @@ class Importer:
     ) -> None:
         rtype = incoming.resource_type
         if held is None:
-            SourceRecord.objects.create(
-                codes=codes or [],
-                source=self.source,
-                resource_type=rtype,
-                resource_id=incoming.resource_id,
-                version_id=incoming.version,
-                last_updated=incoming.updated,
-                content_hash=incoming.digest,
-                target_id=result.target_id,
-                patient_id=result.patient_id,
-                created_at=stamp,
-                updated_at=stamp,
+            self.new_records.append(
+                SourceRecord(
+                    codes=codes or [],
+                    source=self.source,
+                    resource_type=rtype,
+                    resource_id=incoming.resource_id,
+                    version_id=incoming.version,
+                    last_updated=incoming.updated,
+                    content_hash=incoming.digest,
+                    target_id=result.target_id,
+                    patient_id=result.patient_id,
+                    created_at=stamp,
+                    updated_at=stamp,
+                )
             )
             self.summary.add(rtype, "created")
         else:
@@ -583,8 +620,15 @@ class Importer:
             held.updated_at = stamp
             held.save()
             self.summary.add(rtype, "updated" if result.changed else "unchanged")
+        self.targets[(rtype, incoming.resource_id)] = result.target_id
         if rtype == "Patient" and result.patient_id is not None:
             self.patients[incoming.resource_id] = result.patient_id
+
+    def _flush_new_records(self) -> None:
+        """Source records of newly taken resources, in one insert per batch of types."""
+        if self.new_records:
+            SourceRecord.objects.bulk_create(self.new_records, batch_size=2000)
+            self.new_records = []
 
     def _quarantine_incoming(self, incoming: Incoming, reason: str, waiting_for: str = "") -> None:
         self.summary.add(incoming.resource_type, "waiting" if waiting_for else "quarantined")

@@ -19,7 +19,7 @@ from careloop.core.errors import NotFound
 from careloop.patients.models import Patient, PatientIdentifier, PatientMerge, TimelineKind
 from careloop.patients.timeline import timeline_add
 from careloop.security.audit import audit_record
-from careloop.security.models import User
+from careloop.security.models import AuditEvent, User
 from careloop.security.permissions import Actor, Op, Resource, require
 from careloop.security.scope import patient_scope
 
@@ -28,11 +28,12 @@ class MergeRefused(ValueError):
     """The merge cannot be done as asked (same record twice, already merged)."""
 
 
-def _lock_pair(actor: Actor, first: uuid.UUID, second: uuid.UUID) -> tuple[Patient, Patient]:
+def _lock_pair(actor: Actor | None, first: uuid.UUID, second: uuid.UUID) -> tuple[Patient, Patient]:
     # Lock both rows in id order: two merges of the same pair cannot deadlock.
+    scope = patient_scope(actor) if actor is not None else models.Q()
     rows = {
         p.pk: p
-        for p in Patient.objects.filter(patient_scope(actor), pk__in=[first, second])
+        for p in Patient.objects.filter(scope, pk__in=[first, second])
         .order_by("pk")
         .select_for_update()
     }
@@ -49,7 +50,18 @@ def patient_merge(*, actor: Actor, survivor_id: uuid.UUID, duplicate_id: uuid.UU
         return _merge(user=user, survivor_id=survivor_id, duplicate_id=duplicate_id)
 
 
-def _merge(*, user: User, survivor_id: uuid.UUID, duplicate_id: uuid.UUID) -> PatientMerge:
+def patient_merge_from_feed(
+    *, feed: str, survivor_id: uuid.UUID, duplicate_id: uuid.UUID
+) -> PatientMerge:
+    """Fold two records that an EHR feed says are one person (HL7 ADT A40), in the
+    caller's transaction. The feed's registration is its authority: there is no staff
+    user, so the merge is audited as the integration `feed` and `merged_by` stays empty."""
+    return _merge(user=None, feed=feed, survivor_id=survivor_id, duplicate_id=duplicate_id)
+
+
+def _merge(
+    *, user: User | None, feed: str = "", survivor_id: uuid.UUID, duplicate_id: uuid.UUID
+) -> PatientMerge:
     if survivor_id == duplicate_id:
         raise MergeRefused("a record cannot be merged into itself")
     survivor, duplicate = _lock_pair(user, survivor_id, duplicate_id)
@@ -92,6 +104,8 @@ def _merge(*, user: User, survivor_id: uuid.UUID, duplicate_id: uuid.UUID) -> Pa
         audit_record(
             action="patient.merge",
             actor=user,
+            actor_kind=None if user is not None else AuditEvent.ActorKind.INTEGRATION,
+            actor_id="" if user is not None else feed,
             patient_id=patient_id,
             resource_type="Patient",
             resource_id=f"{duplicate.pk}->{survivor.pk}",

@@ -249,7 +249,10 @@ class PatientMerge(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     survivor = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="merges")
     merged_patient_id = models.UUIDField(unique=True)
-    merged_by = models.ForeignKey("security.User", on_delete=models.PROTECT, related_name="+")
+    # Empty when an EHR feed merged the records (ADT A40); the audit log names the feed.
+    merged_by = models.ForeignKey(
+        "security.User", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
     merged_at = models.DateTimeField()
     # Rows moved per model label, e.g. {"scheduling.Appointment": 4}.
     moved = models.JSONField(default=dict)
