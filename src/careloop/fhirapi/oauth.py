@@ -75,7 +75,9 @@ def _signing_key(client: Client, assertion: str) -> Any:
     try:
         keys = jwt.PyJWKSet.from_dict(client.jwks).keys
     except jwt.PyJWKError:
-        raise OAuthError("invalid_client", "the client's registered JWKS holds no usable key") from None
+        raise OAuthError(
+            "invalid_client", "the client's registered JWKS holds no usable key"
+        ) from None
     kid = header.get("kid")
     for key in keys:
         if kid is None or key.key_id == kid:
@@ -152,50 +154,33 @@ def _check_form(form: dict[str, str]) -> None:
         raise OAuthError("invalid_scope", "scope is required")
 
 
-@transaction.atomic
 def token_issue(*, request: HttpRequest, form: dict[str, str], token_url: str) -> IssuedToken:
-    """A new access token for a valid token request, or `OAuthError` (both audited)."""
-    client_id = ""
+    """A new access token for a valid token request, or `OAuthError`; both are audited."""
+    client: Client | None = None
     try:
-        _check_form(form)
-        client = _client_of(form["client_assertion"])
-        client_id = client.client_id
-        claims = _verify(client, form["client_assertion"], token_url)
-        _spend(client, str(claims["jti"]), claims["_expires"])
-        scopes = grant(form["scope"].split(), client.scopes)
-        if not scopes:
-            raise OAuthError("invalid_scope", "none of the requested scopes is allowed")
+        with transaction.atomic():
+            _check_form(form)
+            client = _client_of(form["client_assertion"])
+            claims = _verify(client, form["client_assertion"], token_url)
+            _spend(client, str(claims["jti"]), claims["_expires"])
+            scopes = grant(form["scope"].split(), client.scopes)
+            if not scopes:
+                raise OAuthError("invalid_scope", "none of the requested scopes is allowed")
+            raw = secrets.token_urlsafe(32)
+            at = clock.now()
+            AccessToken.objects.create(
+                client=client,
+                digest=token_digest(raw),
+                scopes=scopes,
+                issued_at=at,
+                expires_at=at + TOKEN_LIFETIME,
+            )
+            _audit(request, client.client_id, "success")
     except OAuthError as error:
-        # The refusal is recorded even though the request's transaction is rolled back.
-        transaction.set_rollback(True)
-        transaction.on_commit(lambda: None)
-        raise _refused(request, client_id, error) from None
-    raw = secrets.token_urlsafe(32)
-    at = clock.now()
-    AccessToken.objects.create(
-        client=client,
-        digest=token_digest(raw),
-        scopes=scopes,
-        issued_at=at,
-        expires_at=at + TOKEN_LIFETIME,
-    )
-    _audit(request, client.client_id, "success")
+        # Recorded after the refused work rolled back, so the refusal itself stays.
+        _audit(request, client.client_id if client else "", "denied", error.why)
+        raise
     return IssuedToken(raw=raw, scopes=scopes, expires_in=int(TOKEN_LIFETIME.total_seconds()))
-
-
-def _refused(request: HttpRequest, client_id: str, error: OAuthError) -> OAuthError:
-    return error
-
-
-def token_refused(*, request: HttpRequest, form: dict[str, str], error: OAuthError) -> None:
-    """Audit a refused token request (outside the refused request's transaction)."""
-    issuer = ""
-    try:
-        issuer = str(jwt.decode(form.get("client_assertion", ""), options={"verify_signature": False}).get("iss", ""))
-    except jwt.InvalidTokenError:
-        issuer = ""
-    known = Client.objects.filter(client_id=issuer[:64]).exists() if issuer else False
-    _audit(request, issuer[:64] if known else "", "denied", error.why)
 
 
 def token_authenticate(*, raw: str) -> AccessToken | None:
