@@ -1,0 +1,627 @@
+"""The measure language: retrieves of clinical facts, their timing, patient predicates.
+
+A measure is written with these pieces so that it reads like its CQL:
+
+    MAMMOGRAPHY = valueset("Mammography", "2.16.840.1.113883.3.464.1003.108.12.1018")
+    mammogram = observations(MAMMOGRAPHY).diagnostic_study_performed().where(
+        lambda o: o.period.ends_during_day(Span(october_1_two_years_before, MP.end))
+    )
+    numerator = exists(mammogram)
+
+`Facts` is a retrieve ([Observation: "Mammography"]) with filters; `where` takes a
+function of a `Row` (one fact of the retrieve) and returns a condition on it.
+`exists(facts)` is a patient predicate; predicates combine with `&`, `|`, `~`.
+Everything compiles to SQL over ClinicalFact and Patient for the whole population
+(careloop.caregaps.evaluate): a retrieve becomes `p.id IN (SELECT f.patient_id FROM
+clinical facts f WHERE ...)`, a relationship between two retrieves (`with_`,
+`without`) a correlated EXISTS on the same patient.
+
+Semantics kept from CQL (they decide official test cases):
+- a FHIR Period with no end is an interval closed at the end of time; a Condition's
+  prevalence interval without abatement is open-ended when the condition is active
+  and of unknown end otherwise (careloop.caregaps.dsl.RowInterval);
+- "day of" comparisons compare UTC calendar days; others compare instants;
+- an interval missing both start and end is null: no comparison holds.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import models
+
+from careloop.caregaps.sql import (
+    DAY,
+    FALSE,
+    TRUE,
+    Cond,
+    Ctx,
+    Fragment,
+    Instant,
+    Lazy,
+    Raw,
+    add_months,
+    add_years,
+    all_of,
+    any_of,
+    floor_day,
+)
+from careloop.clinical.models import ClinicalFact
+from careloop.patients.models import Patient
+
+FACT = ClinicalFact._meta.db_table
+PATIENT = Patient._meta.db_table
+P = "p"  # the alias of the patient row in every population query
+
+
+def column(model: type[models.Model], name: str) -> str:
+    """A column name from model metadata (so a rename cannot go unnoticed)."""
+    field = model._meta.get_field(name)
+    if not isinstance(field, models.Field) or not field.column:
+        raise TypeError(f"{model.__name__}.{name} is not a concrete field")
+    return field.column
+
+
+def col(name: str) -> str:
+    return column(ClinicalFact, name)
+
+
+def pcol(name: str) -> str:
+    return column(Patient, name)
+
+
+# --- terminology ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ValueSetRef:
+    name: str
+    oid: str
+
+
+@dataclass(frozen=True)
+class Code:
+    code: str
+    system: str
+    display: str = ""
+
+
+def valueset(name: str, oid: str) -> ValueSetRef:
+    return ValueSetRef(name, oid)
+
+
+SNOMED = "http://snomed.info/sct"
+LOINC = "http://loinc.org"
+ICD10CM = "http://hl7.org/fhir/sid/icd-10-cm"
+CPT = "http://www.ama-assn.org/go/cpt"
+ACT_CODE = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
+
+# Value sets a compilation used, so evaluation can make sure they are loaded first.
+USED_VALUESETS = "valuesets"
+
+
+def _member(ctx: Ctx, alias: str, refs: tuple[ValueSetRef | Code, ...], *, value: bool) -> Cond:
+    """The row's code (or coded value) is in one of the value sets or is one of the codes."""
+    system, code = (
+        (col("value_system"), col("value_code")) if value else (col("system"), col("code"))
+    )
+    conds: list[Cond] = []
+    oids = [r.oid for r in refs if isinstance(r, ValueSetRef)]
+    if oids:
+        ctx.valuesets.update(oids)
+        table = _vscode_table()
+        marks = ", ".join(["%s"] * len(oids))
+        conds.append(
+            Raw(
+                f"EXISTS (SELECT 1 FROM {table} v WHERE v.value_set_id IN ({marks}) "  # noqa: S608
+                f"AND v.system = {alias}.{system} AND v.code = {alias}.{code})",
+                tuple(oids),
+            )
+        )
+    conds.extend(
+        Raw(f"{alias}.{system} = %s AND {alias}.{code} = %s", (ref.system, ref.code))
+        for ref in refs
+        if isinstance(ref, Code)
+    )
+    return any_of(*conds)
+
+
+def _vscode_table() -> str:
+    from careloop.caregaps.models import ValueSetCode
+
+    return ValueSetCode._meta.db_table
+
+
+# --- time -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Span:
+    """An interval whose ends are known once the period is (the period, a lookback)."""
+
+    low: Instant
+    high: Instant
+    high_open: bool = False
+
+    def minus_years(self, years: int) -> Span:
+        return Span(lambda c: add_years(self.low(c), -years), self.high, self.high_open)
+
+
+def _mp_start(ctx: Ctx) -> datetime.datetime:
+    return ctx.start
+
+
+def _mp_end(ctx: Ctx) -> datetime.datetime:
+    return ctx.end
+
+
+class MeasurementPeriod(Span):
+    @property
+    def start(self) -> Instant:
+        return _mp_start
+
+    @property
+    def end(self) -> Instant:
+        return _mp_end
+
+
+MP = MeasurementPeriod(_mp_start, _mp_end)
+
+
+def years_before_start(years: int) -> Instant:
+    return lambda c: add_years(c.start, -years)
+
+
+def months_after_start(months: int) -> Instant:
+    return lambda c: add_months(c.start, months)
+
+
+def months_before_start(months: int) -> Instant:
+    return lambda c: add_months(c.start, -months)
+
+
+def date_in_start_year(years: int, month: int, day: int) -> Instant:
+    """DateTime((year from start of "Measurement Period" + years), month, day)."""
+    return lambda c: datetime.datetime(c.start.year + years, month, day, tzinfo=datetime.UTC)
+
+
+def _day_bounds(ctx: Ctx, span: Span) -> tuple[Any, Any]:
+    """[first instant of the low day, first instant after the high day)."""
+    return ctx.dt(floor_day(span.low(ctx))), ctx.dt(floor_day(span.high(ctx)) + DAY)
+
+
+@dataclass(frozen=True)
+class Point:
+    """A point in time of a row: a timestamp column expression (may be NULL)."""
+
+    expr: str
+
+    def during_day(self, span: Span | RowInterval) -> Cond:
+        if isinstance(span, RowInterval):
+            return Lazy(lambda c: self._within_row(c, span))
+        e = self.expr
+        return Raw(f"{e} >= %s AND {e} < %s", lambda c: list(_day_bounds(c, span)))
+
+    def during(self, span: Span) -> Cond:
+        e = self.expr
+        op = "<" if span.high_open else "<="
+        return Raw(f"{e} >= %s AND {e} {op} %s", lambda c: [c.dt(span.low(c)), c.dt(span.high(c))])
+
+    def _within_row(self, ctx: Ctx, other: RowInterval) -> Cond:
+        day, start, end = ctx.day(self.expr), ctx.day(other.start), ctx.day(other.end)
+        return Raw(
+            f"{self.expr} IS NOT NULL AND ({other.start} IS NULL OR {day} >= {start}) "
+            f"AND ({other.end} IS NULL OR {day} <= {end}) "
+            f"AND NOT ({other.start} IS NULL AND {other.end} IS NULL)"
+        )
+
+    def on_or_before(self, instant: Instant, *, day: bool = False) -> Cond:
+        if day:
+            return Raw(f"{self.expr} < %s", lambda c: [c.dt(floor_day(instant(c)) + DAY)])
+        return Raw(f"{self.expr} <= %s", lambda c: [c.dt(instant(c))])
+
+    def same_day_as(self, other: Point) -> Cond:
+        return Lazy(lambda c: Raw(f"{c.day(self.expr)} = {c.day(other.expr)}"))
+
+    def is_null(self) -> Cond:
+        return Raw(f"{self.expr} IS NULL")
+
+    def age_at_least(self, row: Row, years: int) -> Cond:
+        """AgeInYearsAt(date from this point) >= years, for the row's patient."""
+
+        def build(c: Ctx) -> Cond:
+            patient = f"{row.alias}.{col('patient')}"
+            born = f"(SELECT {pcol('birth_date')} FROM {PATIENT} pb WHERE pb.id = {patient})"  # noqa: S608
+            return Raw(f"{c.day(self.expr)} >= {c.add_years(born)}", (c.int_param(years),))
+
+        return Lazy(build)
+
+
+@dataclass(frozen=True)
+class RowInterval:
+    """The interval of a row: [start, end] with the null rules of its kind.
+
+    `open_end_when` is a condition under which a missing end means "still going" (an
+    active condition); where it does not hold, a missing end is unknown — the interval
+    lies somewhere after its start. For plain FHIR periods it is always "still going".
+    """
+
+    start: str
+    end: str
+    open_end_when: Cond = TRUE
+
+    def _not_null(self) -> str:
+        return f"NOT ({self.start} IS NULL AND {self.end} IS NULL)"
+
+    def during_day(self, span: Span) -> Cond:
+        s, e = self.start, self.end
+        return Raw(
+            f"{s} >= %s AND {e} IS NOT NULL AND {e} < %s", lambda c: list(_day_bounds(c, span))
+        )
+
+    def ends_during_day(self, span: Span) -> Cond:
+        return Point(self.end).during_day(span)
+
+    def starts_during_day(self, span: Span) -> Cond:
+        return Point(self.start).during_day(span)
+
+    def overlaps_day(self, span: Span) -> Cond:
+        return Lazy(lambda c: self._overlaps(*_day_bounds(c, span), high_op="<"))
+
+    def overlaps(self, span: Span) -> Cond:
+        op = "<" if span.high_open else "<="
+        return Lazy(lambda c: self._overlaps(c.dt(span.low(c)), c.dt(span.high(c)), high_op=op))
+
+    def _overlaps(self, low: Any, high: Any, *, high_op: str) -> Cond:
+        s, e = self.start, self.end
+        starts_in_time = Raw(f"{s} IS NULL OR {s} {high_op} %s", (high,))
+        ends_in_time = (
+            Raw(f"{e} >= %s", (low,))
+            | (Raw(f"{e} IS NULL") & self.open_end_when)
+            # An unknown end still lies after the start.
+            | Raw(f"{e} IS NULL AND {s} >= %s", (low,))
+        )
+        return Raw(self._not_null()) & starts_in_time & ends_in_time
+
+    def starts_on_or_before(self, instant: Instant, *, day: bool = False) -> Cond:
+        s = self.start
+        if day:
+            return Raw(f"{s} IS NULL OR {s} < %s", lambda c: [c.dt(floor_day(instant(c)) + DAY)])
+        return Raw(f"{s} IS NULL OR {s} <= %s", lambda c: [c.dt(instant(c))])
+
+    def ends_on_or_before(self, instant: Instant, *, day: bool = False) -> Cond:
+        e = self.end
+        if day:
+            return Raw(f"{e} < %s", lambda c: [c.dt(floor_day(instant(c)) + DAY)])
+        return Raw(f"{e} <= %s", lambda c: [c.dt(instant(c))])
+
+    def ends_before_day_of(self, point: Point) -> Cond:
+        """The interval ends before the day of `point` (a known end only)."""
+        return Lazy(
+            lambda c: Raw(f"{self.end} IS NOT NULL AND {c.day(self.end)} < {c.day(point.expr)}")
+        )
+
+    def starts_on_or_before_day_of(self, point: Point) -> Cond:
+        return Lazy(
+            lambda c: Raw(f"{self.start} IS NULL OR {c.day(self.start)} <= {c.day(point.expr)}")
+        )
+
+
+ACTIVE_CLINICAL = ("active", "recurrence", "relapse")
+
+
+class Row:
+    """One fact of a retrieve, as seen by a `where` function."""
+
+    def __init__(self, alias: str) -> None:
+        self.alias = alias
+
+    def c(self, name: str) -> str:
+        return f"{self.alias}.{col(name)}"
+
+    # timing
+    @property
+    def period(self) -> RowInterval:
+        """effective/performed/occurrence/period.toInterval()."""
+        return RowInterval(self.c("effective_start"), self.c("effective_end"))
+
+    @property
+    def prevalence(self) -> RowInterval:
+        """A Condition's prevalenceInterval(): onset to abatement."""
+        status = self.c("status")
+        return RowInterval(
+            self.c("effective_start"),
+            self.c("effective_end"),
+            Raw(f"{status} IN (%s, %s, %s)", ACTIVE_CLINICAL),
+        )
+
+    @property
+    def latest(self) -> Point:
+        """.latest(): the end of the interval when it has one, else its start."""
+        return Point(f"COALESCE({self.c('effective_end')}, {self.c('effective_start')})")
+
+    @property
+    def start(self) -> Point:
+        return Point(self.c("effective_start"))
+
+    @property
+    def end(self) -> Point:
+        return Point(self.c("effective_end"))
+
+    @property
+    def recorded(self) -> Point:
+        """authoredOn, recordedDate, issued."""
+        return Point(self.c("recorded_at"))
+
+    @property
+    def performed_or_authored(self) -> Point:
+        """Coalesce(performed.toInterval(), authoredOn.toInterval()): its start."""
+        return Point(f"COALESCE({self.c('effective_start')}, {self.c('recorded_at')})")
+
+    # values
+    def value_is_not_null(self) -> Cond:
+        return Raw(f"({self.c('value_num')} IS NOT NULL OR {self.c('value_code')} <> '')")
+
+    def quantity_is_null(self) -> Cond:
+        """`value as Quantity` is null: no value, or a value that is not a number."""
+        return Raw(f"{self.c('value_num')} IS NULL")
+
+    def value_num(self, op: str, number: float) -> Cond:
+        if op not in {"<", "<=", ">", ">=", "="}:
+            raise ValueError(op)
+        return Raw(f"{self.c('value_num')} {op} %s", (number,))
+
+    def value_in(self, *refs: ValueSetRef | Code) -> Cond:
+        return Lazy(lambda c: _member(c, self.alias, refs, value=True))
+
+    def code_is(self, code: Code) -> Cond:
+        return Raw(f"{self.c('system')} = %s AND {self.c('code')} = %s", (code.system, code.code))
+
+    def status_in(self, *statuses: str) -> Cond:
+        marks = ", ".join(["%s"] * len(statuses))
+        return Raw(f"{self.c('status')} IN ({marks})", statuses)
+
+    def category_is(self, code: str) -> Cond:
+        return Raw(f"{self.c('category')} = %s", (code,))
+
+    def intent_in(self, *intents: str) -> Cond:
+        marks = ", ".join(["%s"] * len(intents))
+        return Raw(f"{self.c('intent')} IN ({marks})", intents)
+
+    def negated(self) -> Cond:
+        return Raw(f"{self.c('negated')} = %s", (True,))
+
+    def verified(self) -> Cond:
+        """Status.verified(): no verification status, or one that is not a refutation."""
+        return Raw(
+            f"{self.c('value_code')} IN (%s, %s, %s, %s, %s)",
+            ("", "confirmed", "unconfirmed", "provisional", "differential"),
+        )
+
+    def part(
+        self,
+        element: str,
+        *refs: ValueSetRef | Code,
+        where: Callable[[Row], Cond] | None = None,
+    ) -> Cond:
+        """Another coded element of the same resource (a reason, a component, the
+        class) is in the value sets / codes and satisfies `where`."""
+
+        def build(c: Ctx) -> Cond:
+            other = Row(c.alias("s"))
+            identity = " AND ".join(
+                f"{other.c(n)} = {self.c(n)}"
+                for n in ("source_system", "resource_type", "source_id")
+            )
+            conds: list[Cond] = [Raw(f"{other.c('element')} = %s", (element,))]
+            if refs:
+                conds.append(_member(c, other.alias, refs, value=False))
+            if where is not None:
+                conds.append(where(other))
+            text, params = all_of(*conds).sql(c)
+            return Raw(
+                f"EXISTS (SELECT 1 FROM {FACT} {other.alias} WHERE {identity} AND {text})",  # noqa: S608
+                tuple(params),
+            )
+
+        return Lazy(build)
+
+
+# --- retrieves ------------------------------------------------------------------------
+
+Where = Callable[[Row], Cond]
+
+
+@dataclass(frozen=True)
+class Facts:
+    """A retrieve: facts of one kind whose code is in value sets, plus conditions."""
+
+    kind: str
+    refs: tuple[ValueSetRef | Code, ...] = ()
+    resource_types: tuple[str, ...] = ()
+    element: str = "code"
+    conds: tuple[Where, ...] = ()
+    # True: any code (a retrieve of a profile is narrowed with `where`).
+    any_code: bool = False
+    # A retrieve sees what was done; `not_done()` turns it to what was documented as
+    # not done (QI-Core's ...NotDone / ...NotRequested profiles).
+    negated: bool = False
+
+    def not_done(self) -> Facts:
+        return dataclasses.replace(self, negated=True)
+
+    def where(self, *conds: Where) -> Facts:
+        return dataclasses.replace(self, conds=self.conds + conds)
+
+    def union(self, other: Facts) -> Facts:
+        """Both retrieves (same kind and filters): their codes together."""
+        if (self.kind, self.resource_types, self.element, self.conds) != (
+            other.kind,
+            other.resource_types,
+            other.element,
+            other.conds,
+        ):
+            raise ValueError("only retrieves of the same kind and filters can be united")
+        return dataclasses.replace(self, refs=self.refs + other.refs)
+
+    def with_(self, other: Facts, such_that: Callable[[Row, Row], Cond]) -> Facts:
+        return self.where(lambda row: _related(row, other, such_that))
+
+    def without(self, other: Facts, such_that: Callable[[Row, Row], Cond]) -> Facts:
+        return self.where(lambda row: ~_related(row, other, such_that))
+
+    def matches(self, ctx: Ctx, row: Row) -> Cond:
+        """The conditions that make `row` one of these facts."""
+        conds: list[Cond] = [
+            Raw(f"{row.c('kind')} = %s", (self.kind,)),
+            Raw(f"{row.c('element')} = %s", (self.element,)),
+            Raw(f"{row.c('negated')} = %s", (self.negated,)),
+        ]
+        if self.resource_types:
+            marks = ", ".join(["%s"] * len(self.resource_types))
+            conds.append(Raw(f"{row.c('resource_type')} IN ({marks})", self.resource_types))
+        if not self.any_code:
+            conds.append(_member(ctx, row.alias, self.refs, value=False))
+        conds.extend(cond(row) for cond in self.conds)
+        return all_of(*conds)
+
+    def select(self, ctx: Ctx, what: str = "patient") -> tuple[Row, Fragment]:
+        """`FROM facts alias WHERE ...` for these facts; the caller picks columns."""
+        row = Row(ctx.alias())
+        text, params = self.matches(ctx, row).sql(ctx)
+        return row, (f"FROM {FACT} {row.alias} WHERE {text}", params)
+
+    def on_most_recent_day(self, point: Callable[[Row], Point] = lambda r: r.latest) -> Facts:
+        """The facts on the patient's latest day among these facts (the day of
+        `point`): "... same day as Most Recent ... Date"."""
+        return self._on_latest(point, day=True)
+
+    def most_recent(self, point: Callable[[Row], Point] = lambda r: r.start) -> Facts:
+        """Last(these facts sort by `point`): the facts at the patient's latest instant."""
+        return self._on_latest(point, day=False)
+
+    def _on_latest(self, point: Callable[[Row], Point], *, day: bool) -> Facts:
+        base = self
+
+        def latest(row: Row) -> Cond:
+            def build(c: Ctx) -> Cond:
+                inner, (frm, params) = base.select(c)
+                inner_sql, row_sql = point(inner).expr, point(row).expr
+                if day:
+                    inner_sql, row_sql = c.day(inner_sql), c.day(row_sql)
+                correlated = f"{inner.c('patient')} = {row.c('patient')}"
+                return Raw(
+                    f"{row_sql} = (SELECT MAX({inner_sql}) {frm} AND {correlated})",
+                    tuple(params),
+                )
+
+            return Lazy(build)
+
+        return self.where(latest)
+
+
+def _related(row: Row, other: Facts, such_that: Callable[[Row, Row], Cond]) -> Cond:
+    def build(c: Ctx) -> Cond:
+        inner, (frm, params) = other.select(c)
+        text, more = such_that(row, inner).sql(c)
+        return Raw(
+            f"EXISTS (SELECT 1 {frm} AND {inner.c('patient')} = {row.c('patient')} AND ({text}))",
+            (*params, *more),
+        )
+
+    return Lazy(build)
+
+
+def exists_for(row: Row, facts: Facts, where: Callable[[Row], Cond]) -> Cond:
+    """Inside a `where`: the row's patient has one of `facts` satisfying `where`
+    (`exists [Condition: X] C where ...` nested in another query)."""
+    return _related(row, facts, lambda _row, other: where(other))
+
+
+def retrieve(kind: str, *refs: ValueSetRef | Code, resource_types: tuple[str, ...] = ()) -> Facts:
+    """[Kind: "value set"] — with no refs, every fact of the kind."""
+    return Facts(kind=kind, refs=refs, resource_types=resource_types, any_code=not refs)
+
+
+def exists(facts: Facts) -> Cond:
+    """The patient has at least one of these facts."""
+
+    def build(c: Ctx) -> Cond:
+        row, (frm, params) = facts.select(c)
+        return Raw(f"{P}.id IN (SELECT {row.c('patient')} {frm})", tuple(params))
+
+    return Lazy(build)
+
+
+# --- patient ----------------------------------------------------------------------------
+
+
+def _birth_bounds(ctx: Ctx, at: Instant, low: int, high: int | None) -> list[Any]:
+    """AgeInYearsAt(date from at) in [low, high] as bounds on the birth date."""
+    day = at(ctx).date()
+    latest_birth = _shift_date(day, -low)
+    bounds = [ctx.date(latest_birth)]
+    if high is not None:
+        bounds.insert(0, ctx.date(_shift_date(day, -(high + 1))))
+    return bounds
+
+
+def _shift_date(day: datetime.date, years: int) -> datetime.date:
+    try:
+        return day.replace(year=day.year + years)
+    except ValueError:
+        return day.replace(year=day.year + years, day=28)
+
+
+def count_at_least(facts: Facts, n: int) -> Cond:
+    """Count(facts) >= n, counting resources (a resource's several codes count once)."""
+
+    def build(c: Ctx) -> Cond:
+        row, (frm, params) = facts.select(c)
+        resource = f"{row.c('source_system')} || '/' || {row.c('source_id')}"
+        return Raw(
+            f"{P}.id IN (SELECT {row.c('patient')} {frm} GROUP BY {row.c('patient')} "
+            f"HAVING COUNT(DISTINCT {resource}) >= %s)",
+            (*params, n),
+        )
+
+    return Lazy(build)
+
+
+def age_between(low: int, high: int | None, *, at: Instant = _mp_end) -> Cond:
+    """AgeInYearsAt(date from `at`) in Interval[low, high] (high None: >= low)."""
+    born = f"{P}.{pcol('birth_date')}"
+    if high is None:
+        return Raw(f"{born} <= %s", lambda c: _birth_bounds(c, at, low, None))
+    return Raw(f"{born} > %s AND {born} <= %s", lambda c: _birth_bounds(c, at, low, high))
+
+
+def sex_is(sex: str) -> Cond:
+    return Raw(f"{P}.{pcol('sex')} = %s", (sex,))
+
+
+__all__ = [
+    "FALSE",
+    "MP",
+    "TRUE",
+    "Code",
+    "Cond",
+    "Facts",
+    "Row",
+    "Span",
+    "ValueSetRef",
+    "age_between",
+    "all_of",
+    "any_of",
+    "date_in_start_year",
+    "exists",
+    "months_after_start",
+    "retrieve",
+    "sex_is",
+    "valueset",
+    "years_before_start",
+]

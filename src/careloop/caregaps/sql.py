@@ -1,0 +1,169 @@
+"""The SQL pieces a measure compiles to: conditions, times and the two dialects.
+
+Every value reaches the database as a parameter; the text of a fragment is built only
+from identifiers taken from model metadata (table and column names) and from aliases
+the compiler makes up. A fragment is compiled against a `Ctx`, which holds the
+measurement period (so period-relative times are computed here, in Python, and sent
+as parameters) and the database vendor (the few date functions that differ).
+"""
+
+from __future__ import annotations
+
+import datetime
+import itertools
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.db import connections
+
+DAY = datetime.timedelta(days=1)
+Fragment = tuple[str, list[Any]]
+
+
+@dataclass
+class Ctx:
+    """What a compilation needs: the measurement period, the vendor, fresh aliases."""
+
+    start: datetime.datetime
+    end: datetime.datetime
+    vendor: str
+    using: str = "default"
+    # The value sets a compilation used (evaluation loads them before running).
+    valuesets: set[str] = field(default_factory=set)
+    _aliases: Iterator[int] = field(default_factory=itertools.count)
+
+    def alias(self, stem: str = "f") -> str:
+        return f"{stem}{next(self._aliases)}"
+
+    def dt(self, value: datetime.datetime) -> Any:
+        """A datetime parameter in the form the backend stores it (UTC)."""
+        return connections[self.using].ops.adapt_datetimefield_value(value)
+
+    def date(self, value: datetime.date) -> Any:
+        return connections[self.using].ops.adapt_datefield_value(value)
+
+    # -- the date functions that differ between the engines --------------------------
+
+    def day(self, timestamp_sql: str) -> str:
+        """The UTC calendar day of a timestamp column expression."""
+        if self.vendor == "postgresql":
+            return f"CAST(({timestamp_sql}) AT TIME ZONE 'UTC' AS date)"
+        return f"date({timestamp_sql})"
+
+    def add_years(self, date_sql: str) -> str:
+        """`date_sql` plus a whole number of years given as the next parameter."""
+        if self.vendor == "postgresql":
+            return f"CAST(({date_sql}) + make_interval(years => %s) AS date)"
+        return f"date({date_sql}, %s || ' years')"
+
+    def add_days(self, date_sql: str) -> str:
+        """`date_sql` plus a whole number of days given as the next parameter."""
+        if self.vendor == "postgresql":
+            return f"CAST(({date_sql}) + make_interval(days => %s) AS date)"
+        return f"date({date_sql}, %s || ' days')"
+
+    def int_param(self, value: int) -> Any:
+        return value if self.vendor == "postgresql" else f"{value:+d}"
+
+
+class Cond:
+    """A boolean SQL condition, combined with `&`, `|` and `~`."""
+
+    def sql(self, ctx: Ctx) -> Fragment:
+        raise NotImplementedError
+
+    def __and__(self, other: Cond) -> Cond:
+        return Junction("AND", (self, other))
+
+    def __or__(self, other: Cond) -> Cond:
+        return Junction("OR", (self, other))
+
+    def __invert__(self) -> Cond:
+        return Negation(self)
+
+
+@dataclass(frozen=True)
+class Raw(Cond):
+    """SQL text with %s placeholders; `params` may depend on the period."""
+
+    text: str
+    params: Callable[[Ctx], list[Any]] | tuple[Any, ...] = ()
+
+    def sql(self, ctx: Ctx) -> Fragment:
+        params = self.params(ctx) if callable(self.params) else list(self.params)
+        return self.text, params
+
+
+@dataclass(frozen=True)
+class Lazy(Cond):
+    """A condition built at compile time, when the period is known."""
+
+    build: Callable[[Ctx], Cond]
+
+    def sql(self, ctx: Ctx) -> Fragment:
+        return self.build(ctx).sql(ctx)
+
+
+@dataclass(frozen=True)
+class Junction(Cond):
+    op: str
+    parts: tuple[Cond, ...]
+
+    def sql(self, ctx: Ctx) -> Fragment:
+        texts: list[str] = []
+        params: list[Any] = []
+        for part in self.parts:
+            text, more = part.sql(ctx)
+            texts.append(f"({text})")
+            params.extend(more)
+        return f" {self.op} ".join(texts), params
+
+
+@dataclass(frozen=True)
+class Negation(Cond):
+    inner: Cond
+
+    def sql(self, ctx: Ctx) -> Fragment:
+        text, params = self.inner.sql(ctx)
+        return f"NOT ({text})", params
+
+
+TRUE = Raw("1 = 1")
+FALSE = Raw("1 = 0")
+
+
+def all_of(*conds: Cond) -> Cond:
+    return Junction("AND", conds) if conds else TRUE
+
+
+def any_of(*conds: Cond) -> Cond:
+    return Junction("OR", conds) if conds else FALSE
+
+
+# --- times --------------------------------------------------------------------------
+
+Instant = Callable[[Ctx], datetime.datetime]
+
+
+def floor_day(value: datetime.datetime) -> datetime.datetime:
+    return value.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def add_years(value: datetime.datetime, years: int) -> datetime.datetime:
+    """Calendar arithmetic as CQL does it: 29 February becomes 28 February."""
+    try:
+        return value.replace(year=value.year + years)
+    except ValueError:
+        return value.replace(year=value.year + years, day=28)
+
+
+def add_months(value: datetime.datetime, months: int) -> datetime.datetime:
+    month0 = value.month - 1 + months
+    year, month = value.year + month0 // 12, month0 % 12 + 1
+    for day in (value.day, 30, 29, 28):
+        try:
+            return value.replace(year=year, month=month, day=day)
+        except ValueError:
+            continue
+    raise AssertionError("unreachable")
