@@ -16,6 +16,7 @@ from careloop.core.config import (
     env_bool,
     env_int,
     env_list,
+    env_time_of_day,
     parse_database_url,
 )
 from careloop.core.local_secrets import local_secret
@@ -88,12 +89,14 @@ INSTALLED_APPS = [
     "careloop.patients",
     "careloop.consent",
     "careloop.clinical",
+    "careloop.caregaps",
     "careloop.scheduling",
     "careloop.referrals",
     "careloop.leads",
     "careloop.demo",
     "careloop.ehr",
     "careloop.api",
+    "careloop.fhirapi",
 ]
 
 MIDDLEWARE = [
@@ -205,6 +208,14 @@ TLS_CERT_FILE = env("TLS_CERT")
 TLS_KEY_FILE = env("TLS_KEY")
 TLS_DIR = VAR_DIR / "tls"
 WORKER_SWEEP_SECONDS = env_int("SWEEP_SECONDS", 5, minimum=1)
+# `careloop mllp` (HL7 v2 over MLLP, careloop.ehr.mllp): where it listens, the largest
+# message it reads (larger ones get AR and the connection closes), how long a message
+# may take to arrive once started, how long a connection may sit idle, how many at once.
+MLLP_BIND = env("MLLP_BIND", "127.0.0.1:2575") or "127.0.0.1:2575"
+MLLP_MAX_BYTES = env_int("MLLP_MAX_BYTES", 1024 * 1024, minimum=1024)
+MLLP_FRAME_TIMEOUT_SECONDS = env_int("MLLP_FRAME_TIMEOUT", 30, minimum=1)
+MLLP_IDLE_TIMEOUT_SECONDS = env_int("MLLP_IDLE_TIMEOUT", 300, minimum=1)
+MLLP_MAX_CONNECTIONS = env_int("MLLP_MAX_CONNECTIONS", 32, minimum=1)
 
 TASKS = {
     "default": {
@@ -242,6 +253,9 @@ LOGGING = {
         # PHI in URLs, but keep request logging at WARNING so nothing chatty leaks.
         "django.request": {"level": "ERROR"},
         "django.server": {"level": "WARNING"},
+        # httpx logs every request URL at INFO; Bulk Data file URLs can be pre-signed
+        # (a credential in the query string), so only its warnings are kept.
+        "httpx": {"level": "WARNING"},
     },
 }
 
@@ -264,3 +278,19 @@ LIFECYCLE_GRACE_DAYS = env_int("RETENTION_GRACE_DAYS", 30)
 LIFECYCLE_FIRST_VISIT_DAYS = 90
 # Patients re-evaluated per sweep run (every minute): about 2.9M a day at the default.
 LIFECYCLE_SWEEP_BATCH = env_int("LIFECYCLE_SWEEP_BATCH", 2000, minimum=1)
+
+# --- EHR Bulk Data sync (careloop.ehr.sync) ----------------------------------------------
+# The nightly incremental sync of every active FHIR source starts at this local time
+# (practice time zone).
+EHR_SYNC_AT = env_time_of_day("EHR_SYNC_AT", "02:00")
+# careloop's SMART signing keys (encrypted under the master key) and the folder that
+# holds an export's files while a sync imports them.
+EHR_KEY_DIR = VAR_DIR / "keys" / "ehr"
+EHR_WORK_DIR = VAR_DIR / "ehr"
+EHR_SYNC_SCOPE = env("EHR_SYNC_SCOPE", "system/*.read") or "system/*.read"
+# An export not finished by then is cancelled at the EHR and the sync fails.
+EHR_EXPORT_TIMEOUT_SECONDS = env_int("EHR_EXPORT_TIMEOUT_SECONDS", 6 * 60 * 60, minimum=10)
+EHR_DOWNLOAD_THREADS = env_int("EHR_DOWNLOAD_THREADS", 4, minimum=1)
+# Waits between polls and retries when the EHR sends no Retry-After (doubling each time).
+EHR_POLL_SECONDS = 5.0
+EHR_RETRY_SECONDS = 1.0

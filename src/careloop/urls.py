@@ -16,7 +16,9 @@ urlpatterns = [
     path("patients/", include("careloop.patients.urls_registration")),
     path("emergency-access/", include("careloop.security.break_glass_urls")),
     path("audit/", include("careloop.security.urls_audit")),
+    path("integration/", include("careloop.ehr.urls")),
     path("api/", include("careloop.api.urls")),
+    path("fhir/r4/", include("careloop.fhirapi.urls")),
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
     re_path(

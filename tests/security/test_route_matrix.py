@@ -10,7 +10,10 @@ the matrix the moment it is added. Each one is one of:
   other role 403 (or 404);
 - a JSON API endpoint declaring `careloop_api_permission` (careloop.api.urls): the same
   with a bearer token, and 401 without one; or `careloop_api_public`, which answers
-  every caller alike.
+  every caller alike;
+- a FHIR API route declaring `careloop_fhir_permission` (careloop.fhirapi.auth): the same
+  with a FHIR client's access token, the client acting with the role; or `"owner"` (an
+  export's status and files), which answers only the client that started the export.
 
 The expected answer for each role comes from `permissions.allowed`. A route with URL
 arguments needs an example value in `SAMPLES`; the sample objects are visible to every
@@ -30,12 +33,28 @@ import pytest
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
+from careloop.clinical.models import ClinicalFact
+from careloop.consent.models import ConsentRecord
 from careloop.core import clock
+from careloop.ehr.models import MatchReview, QuarantineItem, Source
+from careloop.fhirapi.auth import OWNER as FHIR_OWNER
+from careloop.fhirapi.export import export_run
+from careloop.fhirapi.models import AccessToken, ExportJob
+from careloop.fhirapi.models import Client as FhirClient
+from careloop.fhirapi.oauth import token_digest
 from careloop.patients.models import Patient, PatientNote
+from careloop.security.audit import audit_record
 from careloop.security.models import Role, User
-from careloop.security.permissions import ANY_STAFF, PUBLIC_ROUTES, allowed, is_staff_role
+from careloop.security.permissions import (
+    ANY_STAFF,
+    PUBLIC_ROUTES,
+    SCOPED_ROLES,
+    allowed,
+    is_staff_role,
+)
 from careloop.security.tokens import token_create
 from tests.patients.builders import (
+    add_appointment,
     add_contact,
     add_coverage,
     make_location,
@@ -58,6 +77,13 @@ ACTORS = [ANONYMOUS, *(role.value for role in Role)]
 class World:
     patient: Patient
     tokens: dict[str, str]
+    # FHIR API access tokens by role (careloop.fhirapi), and the completed export
+    # started by the `FHIR_EXPORT_OWNER` role's client.
+    fhir_tokens: dict[str, str]
+    export_id: Any
+
+
+FHIR_EXPORT_OWNER = Role.CARE_COORDINATOR
 
 
 # URL argument name -> an example value built from the sample world. A route whose
@@ -74,6 +100,8 @@ SAMPLES: dict[str, Callable[[World], Any]] = {
     "coverage_id": lambda world: add_coverage(
         world.patient, payer_category="commercial", payer_name="Matrix Health"
     ).id,
+    "item_id": lambda world: _quarantined().pk,
+    "review_id": lambda world: _match_review(world).pk,
     "note_id": lambda world: PatientNote.objects.create(
         patient=world.patient,
         author=User.objects.get_or_create(username="matrix-note-author")[0],
@@ -82,6 +110,69 @@ SAMPLES: dict[str, Callable[[World], Any]] = {
         body="Matrix note",
     ).id,
 }
+# Examples for one route's argument, by route name, where the argument's meaning depends
+# on the route (a FHIR resource id is an id of that route's type).
+ROUTE_SAMPLES: dict[tuple[str, str], Callable[[World], Any]] = {
+    ("fhir:Patient-read", "resource_id"): lambda world: world.patient.id,
+    ("fhir:Appointment-read", "resource_id"): lambda world: add_appointment(
+        world.patient, world.patient.primary_provider, clock.now()
+    ).id,
+    ("fhir:Coverage-read", "resource_id"): lambda world: add_coverage(
+        world.patient, payer_category="commercial", payer_name="Matrix Health"
+    ).id,
+    ("fhir:Consent-read", "resource_id"): lambda world: ConsentRecord.objects.create(
+        patient=world.patient,
+        kind="treatment",
+        status="granted",
+        period_start=clock.now(),
+        capture_method="verbal",
+        captured_at=clock.now(),
+        recorded_at=clock.now(),
+    ).id,
+    ("fhir:Observation-read", "resource_id"): lambda world: ClinicalFact.objects.create(
+        patient=world.patient, kind="observation", system="http://loinc.org", code="4548-4"
+    ).id,
+    ("fhir:AuditEvent-read", "resource_id"): lambda world: audit_record(
+        action="config.change", actor_kind="system", actor_id="matrix"
+    ).id,
+    ("fhir:group_export", "group_id"): lambda world: (
+        f"location-{world.patient.primary_provider.location_id}"
+    ),
+    ("fhir:export_status", "job_id"): lambda world: world.export_id,
+    ("fhir:export_file", "job_id"): lambda world: world.export_id,
+    ("fhir:export_file", "file_name"): lambda world: "Patient.ndjson",
+    ("fhir:unknown", "rest"): lambda world: "Medication",
+}
+
+
+def _matrix_source() -> Source:
+    return Source.objects.get_or_create(name="matrix-ehr", defaults={"created_at": clock.now()})[0]
+
+
+def _quarantined() -> QuarantineItem:
+    return QuarantineItem.objects.create(
+        source=_matrix_source(),
+        format="fhir-ndjson",
+        origin="matrix.ndjson",
+        line=1,
+        reason="line 1: not JSON",
+        payload="{not json",
+        created_at=clock.now(),
+    )
+
+
+def _match_review(world: World) -> MatchReview:
+    # A fresh pair each time: a merge that an allowed role decides consumes it.
+    incoming = make_patient("Matrix", "Incoming", datetime.date(1970, 1, 1))
+    return MatchReview.objects.create(
+        source=_matrix_source(),
+        incoming=incoming,
+        candidate=world.patient,
+        reason="birth date, family name",
+        created_at=clock.now(),
+    )
+
+
 # JSON bodies for API POSTs, by route name: a body that validates, so that the answer
 # is about permission and not about the body.
 _CONTACT = {"system": "email", "value": "matrix@example.org", "can_email": True}
@@ -128,6 +219,10 @@ class Route:
         return getattr(self.callback, "careloop_api_permission", None)
 
     @property
+    def fhir_permission(self) -> Any:
+        return getattr(self.callback, "careloop_fhir_permission", None)
+
+    @property
     def kind(self) -> str:
         if self.name in PUBLIC_ROUTES:
             return "public"
@@ -135,6 +230,8 @@ class Route:
             return "api-public"
         if self.api_permission is not None:
             return "api"
+        if self.fhir_permission is not None:
+            return "fhir"
         if self.page_permission is not None:
             return "page"
         return "undeclared"
@@ -159,30 +256,73 @@ ROUTE_IDS = [route.label for route in ROUTES]
 
 def build_url(route: Route, world: World) -> str:
     assert route.name, f"name route {route.pattern!r} so the matrix can build its URL"
-    missing = [argument for argument in route.arguments if argument not in SAMPLES]
+    samples = {a: ROUTE_SAMPLES.get((route.name, a), SAMPLES.get(a)) for a in route.arguments}
+    missing = [argument for argument, sample in samples.items() if sample is None]
     assert not missing, (
         f"add an example for route {route.label!r} (argument {missing[0]!r}) to SAMPLES in "
         "tests/security/test_route_matrix.py"
     )
-    return reverse(route.name, kwargs={a: SAMPLES[a](world) for a in route.arguments})
+    return reverse(route.name, kwargs={a: sample(world) for a, sample in samples.items()})
+
+
+def fhir_access(role: Role) -> str:
+    """An access token of a FHIR client acting as `role`, with every read scope."""
+    client = FhirClient.objects.create(
+        name=f"matrix-{role}",
+        client_id=f"matrix-{role}",
+        jwks={"keys": []},
+        scopes=["system/*.read"],
+        role=role,
+        created_at=clock.now(),
+    )
+    raw = f"matrix-fhir-{role}"
+    AccessToken.objects.create(
+        client=client,
+        digest=token_digest(raw),
+        scopes=client.scopes,
+        issued_at=clock.now(),
+        expires_at=clock.now() + datetime.timedelta(hours=1),
+    )
+    return raw
 
 
 @pytest.fixture
-def world() -> World:
+def world(settings: Any, tmp_path: Any) -> World:
     provider = make_provider(make_location())
     patient = make_patient("Matrix", "Sample", datetime.date(1970, 1, 1), primary_provider=provider)
     tokens: dict[str, str] = {}
+    fhir_tokens: dict[str, str] = {}
     for role in Role:
         user = staff_user(
             role, f"matrix-{role}", provider=provider if role == Role.CLINICIAN else None
         )
         if is_staff_role(role):  # a patient account gets no API token at all
             tokens[role] = token_create(user=user).raw
-    return World(patient=patient, tokens=tokens)
+        if is_staff_role(role) and role not in SCOPED_ROLES:  # what a FHIR client may act as
+            fhir_tokens[role] = fhir_access(role)
+    settings.FHIR_EXPORT_DIR = tmp_path
+    export = ExportJob.objects.create(
+        client=FhirClient.objects.get(name=f"matrix-{FHIR_EXPORT_OWNER}"),
+        types=["Patient"],
+        request_url="https://testserver/fhir/r4/Patient/$export",
+        transaction_time=clock.now(),
+        created_at=clock.now(),
+    )
+    export_run(job_id=export.pk)
+    return World(patient=patient, tokens=tokens, fhir_tokens=fhir_tokens, export_id=export.pk)
 
 
-def expectation(route: Route, actor: str, method: str = "GET") -> str:
+def expectation(
+    route: Route, actor: str, method: str = "GET", fhir_actors: frozenset[str] = frozenset()
+) -> str:
     """'page' (< 400), 'login' (sent to sign in), 'unauthenticated' (401) or 'refused'."""
+    if route.kind == "fhir":
+        if actor not in fhir_actors:
+            return "unauthenticated"
+        if route.fhir_permission == FHIR_OWNER:
+            return "page" if actor == FHIR_EXPORT_OWNER else "refused"
+        op, resource = route.fhir_permission
+        return "page" if allowed(actor, op, resource) else "refused"
     if route.kind == "api":
         if actor == ANONYMOUS or not is_staff_role(actor):
             return "unauthenticated"
@@ -216,13 +356,20 @@ def outcome(status: int, location: str) -> str:
 def request(route: Route, world: World, url: str, method: str, actor: str) -> tuple[int, str]:
     client = Client()
     headers: dict[str, str] = {}
-    if route.kind.startswith("api"):
+    if route.kind == "fhir":
+        if actor in world.fhir_tokens:
+            headers["Authorization"] = f"Bearer {world.fhir_tokens[actor]}"
+    elif route.kind.startswith("api"):
         if actor in world.tokens:
             headers["Authorization"] = f"Bearer {world.tokens[actor]}"
     elif actor != ANONYMOUS:
         sign_in(client, User.objects.get(username=f"matrix-{actor}"))
     if method == "GET":
         response = client.get(url, secure=True, headers=headers)
+    elif route.kind == "fhir":
+        response = client.post(
+            url, "", content_type="application/x-www-form-urlencoded", secure=True, headers=headers
+        )
     elif route.kind.startswith("api"):
         body = json.dumps(API_BODIES.get(route.label, {}))
         response = client.post(
@@ -282,7 +429,8 @@ def test_every_actor_gets_what_the_table_says(route: Route, world: World) -> Non
                 if status >= 400:
                     wrong.append(f"{method} as {actor}: public route answered {status}")
                 continue
-            expected, got = expectation(route, actor, method), outcome(status, location)
+            expected = expectation(route, actor, method, frozenset(world.fhir_tokens))
+            got = outcome(status, location)
             if expected != got:
                 wrong.append(f"{method} as {actor}: expected {expected}, got {got} ({status})")
     assert not wrong, f"{route.label} ({url}):\n" + "\n".join(wrong)

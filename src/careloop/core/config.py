@@ -8,6 +8,7 @@ person can act on; the CLI prints it as one line and exits non-zero.
 
 from __future__ import annotations
 
+import datetime
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,6 +49,18 @@ def env_int(name: str, default: int, *, minimum: int = 0) -> int:
     if value < minimum:
         raise ConfigError(f"{PREFIX}{name} must be at least {minimum}, not {value}.")
     return value
+
+
+def env_time_of_day(name: str, default: str) -> datetime.time:
+    """A local time of day written HH:MM (24-hour), e.g. when a nightly job runs."""
+    raw = (env(name) or default).strip()
+    try:
+        hours, minutes = (int(part) for part in raw.split(":"))
+        return datetime.time(hours, minutes)
+    except ValueError:
+        raise ConfigError(
+            f"{PREFIX}{name} must be a time of day like 02:00, not {raw!r}."
+        ) from None
 
 
 def env_list(name: str, default: list[str]) -> list[str]:

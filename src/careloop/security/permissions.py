@@ -49,6 +49,7 @@ class Resource(models.TextChoices):
     AUDIT = "audit", "Audit log"
     USERS = "users", "Staff accounts and roles"
     CONFIG = "config", "Configuration"
+    INTEGRATION = "integration", "EHR integration (import quarantine, without payloads)"
     KEYS = "keys", "Encryption keys"
 
 
@@ -85,6 +86,14 @@ WRITE_ONLY: Final = frozenset({W})
 #   accounts, tokens, configuration and keys, verifies the audit log, and loads patient
 #   data (demo, imports) write-only: no command reads, lists or exports a patient's
 #   record. A command that would must be granted here first, in review.
+# - integration is the EHR feeds' work queue: what an import quarantined (file, line,
+#   type, reason: no PHI). The admin runs the feeds, so she lists, re-processes and
+#   dismisses items; the care coordinator may list them too, because a quarantined
+#   item's payload is raw clinical data and she is the one role that reads clinical data
+#   across the whole population (the clinician's access is her care team's; the page
+#   shows a payload only to an unscoped role that may read clinical). Deciding whether an
+#   incoming patient duplicates a known one is identity work: it needs demographics
+#   write, like registration's duplicate check (front desk, coordinator, admin).
 CONSOLE: Final = "console"
 TABLE: Final[dict[str, dict[Resource, frozenset[Op]]]] = {
     Role.ADMIN: {
@@ -96,6 +105,7 @@ TABLE: Final[dict[str, dict[Resource, frozenset[Op]]]] = {
         Resource.USERS: RW,
         Resource.CONFIG: RW,
         Resource.KEYS: RW,
+        Resource.INTEGRATION: RW,
     },
     Role.FRONT_DESK: {
         Resource.DEMOGRAPHICS: RW,
@@ -116,6 +126,7 @@ TABLE: Final[dict[str, dict[Resource, frozenset[Op]]]] = {
         Resource.CONSENT: RW,
         Resource.MESSAGES: RW,
         Resource.AGGREGATES: READ_ONLY,
+        Resource.INTEGRATION: READ_ONLY,
     },
     Role.CLINICIAN: {
         Resource.DEMOGRAPHICS: READ_ONLY,
