@@ -158,6 +158,25 @@ def _category(resource: dict[str, Any], preferred_system: str = "") -> str:
     return first
 
 
+# Categories that decide a QI-Core Observation profile (screening assessment, vital
+# signs, ...): kept over others (procedure, social-history) when an Observation has
+# several, since `category` holds one. (caregaps)
+PROFILE_CATEGORIES = ("survey", "vital-signs", "laboratory", "imaging", "exam")
+
+
+def _observation_category(resource: dict[str, Any]) -> str:
+    categories = resource.get("category")
+    codes = [
+        code
+        for concept in (categories if isinstance(categories, list) else [categories])
+        for system, code, _display in _codings(concept)
+        if system == OBSERVATION_CATEGORY
+    ]
+    return next((c for c in codes if c in PROFILE_CATEGORIES), "") or _category(
+        resource, OBSERVATION_CATEGORY
+    )
+
+
 def _code_parts(resource: dict[str, Any], key: str, element: str = FactElement.CODE) -> list[Part]:
     parts = [
         Part(element, system, code, display)
@@ -289,7 +308,7 @@ def observation(r: dict[str, Any]) -> FactResource:
         subject=_subject(r, "Observation"),
         parts=parts,
         status=_status(r),
-        category=_category(r, OBSERVATION_CATEGORY),
+        category=_observation_category(r),
         start=start,
         end=end,
         recorded=when(r.get("issued"), "Observation.issued"),

@@ -64,7 +64,7 @@ from careloop.ehr.models import (
     SourceKind,
     SourceRecord,
 )
-from careloop.ehr.records_bulk import RunCache, appointments_new, patients_new
+from careloop.ehr.records_bulk import RunCache, appointments_new, coverages_new, patients_new
 from careloop.security.audit import audit_record
 
 log = logging.getLogger(__name__)
@@ -88,8 +88,26 @@ COUNT_KEYS = (
 REFERENCE_ONLY = frozenset({"Medication"})
 
 # Record types with a fast path for resources new to careloop (careloop.ehr.records_bulk).
-BULK_CREATORS = {"Patient": patients_new, "Appointment": appointments_new}
+BULK_CREATORS = {
+    "Patient": patients_new,
+    "Coverage": coverages_new,
+    "Appointment": appointments_new,
+}
 
+SOURCE_RECORD_FIELDS = (
+    "source",
+    "resource_type",
+    "resource_id",
+    "version_id",
+    "last_updated",
+    "content_hash",
+    "target_id",
+    "patient",
+    "subject_ref",
+    "codes",
+    "created_at",
+    "updated_at",
+)
 FACT_FIELDS = (
     "patient",
     "kind",
@@ -250,7 +268,7 @@ class Importer:
         self.medications = MedicationIndex(self._stored_medication)
         self.patients: dict[str, uuid.UUID] = {}
         self.targets: dict[tuple[str, str], uuid.UUID | None] = {}
-        self.new_records: list[SourceRecord] = []
+        self.new_records = bulk.Rows(SourceRecord, SOURCE_RECORD_FIELDS)
         self.run_cache = RunCache()
         self.adapters = bulk.adapters()
         self.fact_columns = [model_field(ClinicalFact, name).column for name in FACT_FIELDS]
@@ -594,19 +612,22 @@ class Importer:
     ) -> None:
         rtype = incoming.resource_type
         if held is None:
-            self.new_records.append(
-                SourceRecord(
-                    codes=codes or [],
-                    source=self.source,
-                    resource_type=rtype,
-                    resource_id=incoming.resource_id,
-                    version_id=incoming.version,
-                    last_updated=incoming.updated,
-                    content_hash=incoming.digest,
-                    target_id=result.target_id,
-                    patient_id=result.patient_id,
-                    created_at=stamp,
-                    updated_at=stamp,
+            a = self.adapters
+            at = a.dt(stamp)
+            self.new_records.add(
+                (
+                    self.source.pk,
+                    rtype,
+                    incoming.resource_id,
+                    incoming.version,
+                    a.dt(incoming.updated),
+                    incoming.digest,
+                    a.uid(result.target_id),
+                    a.uid(result.patient_id),
+                    "",
+                    a.js(codes or []),
+                    at,
+                    at,
                 )
             )
             self.summary.add(rtype, "created")
@@ -626,9 +647,7 @@ class Importer:
 
     def _flush_new_records(self) -> None:
         """Source records of newly taken resources, in one insert per batch of types."""
-        if self.new_records:
-            SourceRecord.objects.bulk_create(self.new_records, batch_size=2000)
-            self.new_records = []
+        self.new_records.insert()
 
     def _quarantine_incoming(self, incoming: Incoming, reason: str, waiting_for: str = "") -> None:
         self.summary.add(incoming.resource_type, "waiting" if waiting_for else "quarantined")

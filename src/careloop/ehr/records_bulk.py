@@ -1,4 +1,4 @@
-"""Fast paths for the record types that come in bulk: new patients and appointments.
+"""Fast paths for the record types that come in bulk: new patients, coverage, appointments.
 
 A Bulk Data export carries several appointments per patient; made one at a time
 through the ORM (a savepoint, lookups, three inserts each) they would cap an import
@@ -27,6 +27,7 @@ import orjson
 from django.db import transaction
 from django.db.models import Q
 
+from careloop.core.bulk import Rows, adapters, insert_objects
 from careloop.core.clock import now
 from careloop.ehr import fhir_values as fv
 from careloop.ehr.handlers import (
@@ -35,13 +36,15 @@ from careloop.ehr.handlers import (
     RecordResult,
     Reject,
     WaitForPatient,
+    subject_id,
 )
 from careloop.ehr.identity import Clean, NewPatientRows, clean, new_patient_rows
-from careloop.ehr.records_patients import incoming_patient
+from careloop.ehr.records_patients import coverage_summary, coverage_values, incoming_patient
 from careloop.ehr.records_practice import APPOINTMENT_STATUSES, _participant, appointment_type
 from careloop.patients.lifecycle import lifecycle_recompute
 from careloop.patients.models import (
     ContactPoint,
+    Coverage,
     Patient,
     PatientIdentifier,
     TimelineEvent,
@@ -85,44 +88,85 @@ class RunCache:
         return found
 
 
+APPOINTMENT_FIELDS = (
+    "id",
+    "patient",
+    "provider",
+    "location",
+    "appointment_type",
+    "start",
+    "end",
+    "status",
+    "source",
+    "created_at",
+)
+TIMELINE_FIELDS = ("id", "patient", "at", "kind", "summary", "ref_type", "ref_id")
+
+
 def appointments_new(
     ctx: RecordContext, resources: Sequence[dict[str, Any]], cache: RunCache
 ) -> list[Outcome]:
     """Create the appointments in `resources` (none of them held by careloop yet)."""
+    a = adapters()
     outcomes: list[Outcome] = []
-    rows: list[Appointment] = []
-    timeline: list[TimelineEvent] = []
+    rows = Rows(Appointment, APPOINTMENT_FIELDS)
+    timeline = Rows(TimelineEvent, TIMELINE_FIELDS)
     stamp = now()
+    at = a.dt(stamp)
+    labels = {
+        status: f"Appointment from the EHR: {status.label.lower()}" for status in AppointmentStatus
+    }
     for resource in resources:
         try:
-            outcome = _appointment(ctx, resource, cache, stamp)
+            outcome = _appointment(ctx, resource, cache)
         except (Reject, WaitForPatient) as refused:
             outcomes.append(refused)
             continue
-        if isinstance(outcome, Appointment):
-            rows.append(outcome)
-            timeline.append(
-                TimelineEvent(
-                    patient_id=outcome.patient_id,
-                    at=stamp,
-                    kind=TimelineKind.APPOINTMENT,
-                    summary="Appointment from the EHR: "
-                    f"{AppointmentStatus(outcome.status).label.lower()}",
-                    ref_type="appointment",
-                    ref_id=str(outcome.pk),
-                )
-            )
-            outcomes.append(RecordResult(outcome.pk, outcome.patient_id))
-        else:
+        if isinstance(outcome, RecordResult):
             outcomes.append(outcome)
-    Appointment.objects.bulk_create(rows, batch_size=2000)
-    TimelineEvent.objects.bulk_create(timeline, batch_size=2000)
+            continue
+        appointment_id = uuid.uuid4()
+        patient_id, provider_id, location_id, type_code, start, end, status = outcome
+        patient = a.uid(patient_id)
+        rows.add(
+            (
+                a.uid(appointment_id),
+                patient,
+                a.uid(provider_id),
+                a.uid(location_id),
+                type_code,
+                a.dt(start),
+                a.dt(end),
+                status,
+                "ehr",
+                at,
+            )
+        )
+        timeline.add(
+            (
+                a.uid(uuid.uuid4()),
+                patient,
+                at,
+                TimelineKind.APPOINTMENT,
+                labels[status],
+                "appointment",
+                str(appointment_id),
+            )
+        )
+        outcomes.append(RecordResult(appointment_id, patient_id))
+    rows.insert()
+    timeline.insert()
     return outcomes
 
 
+AppointmentValues = tuple[
+    uuid.UUID, uuid.UUID, uuid.UUID, str, datetime.datetime, datetime.datetime, AppointmentStatus
+]
+
+
 def _appointment(
-    ctx: RecordContext, resource: dict[str, Any], cache: RunCache, stamp: datetime.datetime
-) -> Appointment | RecordResult:
+    ctx: RecordContext, resource: dict[str, Any], cache: RunCache
+) -> AppointmentValues | RecordResult:
     source_patient = _participant(resource, "Patient")
     if source_patient is None:
         raise Reject("Appointment: no patient participant")
@@ -149,17 +193,14 @@ def _appointment(
     end = fv.instant(resource.get("end")) or start + datetime.timedelta(minutes=minutes)
     if end <= start:
         raise Reject("Appointment: end is not after start")
-    return Appointment(
-        id=uuid.uuid4(),
-        patient_id=patient_id,
-        provider_id=provider_id,
-        location_id=location_id or provider_location,
-        appointment_type_id=type_code,
-        start=start,
-        end=end,
-        status=status,
-        source="ehr",
-        created_at=stamp,
+    return (
+        patient_id,
+        provider_id,
+        location_id or provider_location,
+        type_code,
+        start,
+        end,
+        AppointmentStatus(status),
     )
 
 
@@ -225,14 +266,10 @@ def patients_new(
         (number, new_patient_rows(ctx.source, data, taken=frozenset(), at=stamp), data)
         for number, data in clear
     ]
-    Patient.objects.bulk_create([rows.patient for _, rows, _ in made], batch_size=1000)
-    ContactPoint.objects.bulk_create(
-        [c for _, rows, _ in made for c in rows.contacts], batch_size=2000
-    )
-    PatientIdentifier.objects.bulk_create(
-        [i for _, rows, _ in made for i in rows.identifiers], batch_size=2000
-    )
-    TimelineEvent.objects.bulk_create([rows.timeline for _, rows, _ in made], batch_size=2000)
+    insert_objects(Patient, [rows.patient for _, rows, _ in made])
+    insert_objects(ContactPoint, [c for _, rows, _ in made for c in rows.contacts])
+    insert_objects(PatientIdentifier, [i for _, rows, _ in made for i in rows.identifiers])
+    insert_objects(TimelineEvent, [rows.timeline for _, rows, _ in made])
     for number, rows, data in made:
         if data.deceased_on is not None:
             lifecycle_recompute(patient=rows.patient, as_of=stamp)
@@ -245,3 +282,44 @@ def patients_new(
         except Reject as rejected:
             outcomes[number] = rejected
     return [outcome for outcome in outcomes if outcome is not None]
+
+
+def coverages_new(
+    ctx: RecordContext, resources: Sequence[dict[str, Any]], cache: RunCache
+) -> list[Outcome]:
+    """Create the coverages in `resources` (none of them held by careloop yet)."""
+    outcomes: list[Outcome] = []
+    rows: list[Coverage] = []
+    timeline: list[TimelineEvent] = []
+    stamp = now()
+    for resource in resources:
+        try:
+            source_patient = subject_id(resource, "beneficiary")
+            if source_patient is None:
+                raise Reject("Coverage: beneficiary missing")
+            patient_id = ctx.patient_for(source_patient)
+            if patient_id is None:
+                raise WaitForPatient(source_patient)
+            values = coverage_values(resource, patient_id)
+        except (Reject, WaitForPatient) as refused:
+            outcomes.append(refused)
+            continue
+        if values is None:
+            outcomes.append(RecordResult(None, patient_id, changed=False))
+            continue
+        coverage = Coverage(id=uuid.uuid4(), **values)
+        rows.append(coverage)
+        timeline.append(
+            TimelineEvent(
+                patient_id=patient_id,
+                at=stamp,
+                kind=TimelineKind.PROFILE,
+                summary=coverage_summary(coverage),
+                ref_type="coverage",
+                ref_id=str(coverage.pk),
+            )
+        )
+        outcomes.append(RecordResult(coverage.pk, patient_id))
+    insert_objects(Coverage, rows)
+    insert_objects(TimelineEvent, timeline)
+    return outcomes

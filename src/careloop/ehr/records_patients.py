@@ -354,18 +354,14 @@ def _member_id(resource: dict[str, Any]) -> str | None:
     return None
 
 
-@record_handler("Coverage")
-def coverage_record(
-    ctx: RecordContext, resource: dict[str, Any], target_id: uuid.UUID | None
-) -> RecordResult:
-    patient = _patient_of(ctx, resource, "beneficiary")
+def coverage_values(resource: dict[str, Any], patient_id: uuid.UUID) -> dict[str, Any] | None:
+    """A Coverage's careloop columns; None when it is not in force (a draft, unknown)."""
     status = COVERAGE_STATUSES.get(fv.text(resource.get("status")))
     if status is None:
-        # A draft (or unknown status) is not in force: remembered, not shown.
-        return RecordResult(target_id, patient.pk, changed=False)
+        return None
     start, end = fv.period(resource)
     values: dict[str, Any] = {
-        "patient_id": patient.pk,
+        "patient_id": patient_id,
         "payer_category": _payer_category(resource.get("type")),
         "payer_name": _payer_name(resource),
         "plan_name": _plan_name(resource),
@@ -386,6 +382,25 @@ def coverage_record(
         and values["period_end"] < values["period_start"]
     ):
         raise Reject("Coverage: period ends before it starts")
+    return values
+
+
+def coverage_summary(coverage: Coverage) -> str:
+    return (
+        f"Coverage from the EHR: {PayerCategory(coverage.payer_category).label}, "
+        f"{CoverageStatus(coverage.status).label.lower()}"
+    )
+
+
+@record_handler("Coverage")
+def coverage_record(
+    ctx: RecordContext, resource: dict[str, Any], target_id: uuid.UUID | None
+) -> RecordResult:
+    patient = _patient_of(ctx, resource, "beneficiary")
+    values = coverage_values(resource, patient.pk)
+    if values is None:
+        # A draft (or unknown status) is not in force: remembered, not shown.
+        return RecordResult(target_id, patient.pk, changed=False)
     coverage = Coverage.objects.filter(pk=target_id).first() if target_id else None
     if coverage is not None and all(getattr(coverage, k) == v for k, v in values.items()):
         return RecordResult(coverage.pk, patient.pk, changed=False)
@@ -396,8 +411,7 @@ def coverage_record(
     timeline_add(
         patient=patient,
         kind=TimelineKind.PROFILE,
-        summary=f"Coverage from the EHR: {PayerCategory(coverage.payer_category).label}, "
-        f"{CoverageStatus(status).label.lower()}",
+        summary=coverage_summary(coverage),
         ref_type="coverage",
         ref_id=str(coverage.pk),
     )
