@@ -266,12 +266,6 @@ def test_an_a40_merges_the_prior_record_into_the_survivor(client: Client) -> Non
     assert AuditEvent.objects.filter(action="patient.merge", actor_id="hl7:riverbend-adt").count()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="identity._sync_identifiers keeps one identifier per system, but a merged "
-    "survivor holds two (MRN-OLD and MRN-NEW), so one is overwritten with the other: "
-    "IntegrityError. Waits on a fix in careloop.ehr.identity.",
-)
 def test_a_message_under_a_merged_id_lands_on_the_survivor(client: Client) -> None:
     client.send(adt("A04", "C1", mrn="MRN-OLD", given="Ada"))
     client.send(adt("A04", "C2", mrn="MRN-NEW"))

@@ -573,25 +573,33 @@ def _sync_identifiers(
     """Add the identifiers the patient lacks; a system's changed value replaces the old.
 
     An identifier another patient holds is left where it is (one value names one patient
-    per system; the database says so too).
+    per system; the database says so too). A record that holds several values of one
+    system (the survivor of a merge keeps both records' MRNs) keeps them all: a value
+    new to it is added, since which of the old ones it replaces is unknowable.
     """
     if not identifiers:
         return False
     if taken is None:
         taken = held_elsewhere(identifiers, patient.pk)
-    held = {row.system: row for row in PatientIdentifier.objects.filter(patient=patient)}
+    held: dict[str, list[PatientIdentifier]] = {}
+    for existing in PatientIdentifier.objects.filter(patient=patient):
+        held.setdefault(existing.system, []).append(existing)
     changed = False
     for ident in identifiers:
         if (ident.system, ident.index) in taken:
             continue
-        row = held.get(ident.system)
-        if row is None:
-            row = PatientIdentifier(patient=patient, system=ident.system, kind=ident.kind)
-        elif row.value_bidx is not None and bytes(row.value_bidx) == ident.index:
+        rows = held.get(ident.system, [])
+        if any(r.value_bidx is not None and bytes(r.value_bidx) == ident.index for r in rows):
             continue
+        row = (
+            rows[0]
+            if len(rows) == 1
+            else PatientIdentifier(patient=patient, system=ident.system, kind=ident.kind)
+        )
         row.value = ident.value
         row.kind = ident.kind
         row.save()  # the whole row: the value is sealed and indexed again
-        held[ident.system] = row
+        if len(rows) != 1:
+            held.setdefault(ident.system, []).append(row)
         changed = True
     return changed
