@@ -95,9 +95,20 @@ def scratch_env(tmp_path: Path) -> Iterator[dict[str, str]]:
             dropper()
 
 
-SHARED_DATA = Path(
-    os.environ.get("CARELOOP_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")
-)
+def _shared_data() -> Path:
+    """CARELOOP_SHARED_DATA, else ../shared/data beside the checkout, else the workplace's
+    copy (a clean clone for CI may live anywhere)."""
+    explicit = os.environ.get("CARELOOP_SHARED_DATA")
+    if explicit:
+        return Path(explicit)
+    candidates = [
+        Path(__file__).resolve().parents[2] / "shared" / "data",
+        Path("/work/shared/data"),
+    ]
+    return next((c for c in candidates if c.is_dir()), candidates[0])
+
+
+SHARED_DATA = _shared_data()
 
 
 @pytest.fixture(scope="session")
