@@ -44,9 +44,10 @@ def _panels(practice: Practice) -> _Panels:
     return _Panels(tuple(adult), tuple(pediatric))
 
 
-def mrn_for(index: int) -> str:
-    # Index-based, so MRNs are unique without remembering the ones already issued.
-    return f"RB{index + 1:08d}"
+def mrn_for(index: int, seed: int) -> str:
+    # Index-based, so MRNs are unique without remembering the ones already issued; the
+    # seed is in it so that two synthetic practices are two sets of people.
+    return f"RB{seed}-{index + 1:08d}"
 
 
 def _registered(
@@ -115,7 +116,7 @@ def generate_patient(
     return PatientRec(
         id=patient_id,
         index=index,
-        mrn=mrn_for(index),
+        mrn=mrn_for(index, spec.seed),
         given=person.given,
         family=person.family,
         preferred_name=person.preferred_name,
