@@ -553,22 +553,24 @@ def diagnostic_report(r: dict[str, Any]) -> FactResource:
     )
 
 
-def service_request(r: dict[str, Any]) -> FactResource:
-    # A referral is often coded by its category only ("Patient referral"), its code text.
-    parts = _code_parts(r, "code") or [
+def _category_parts(r: dict[str, Any]) -> list[Part]:
+    categories = r.get("category")
+    return [
         Part(FactElement.CODE, system, code, display)
-        for concept in (r["category"] if isinstance(r.get("category"), list) else [])
+        for concept in (categories if isinstance(categories, list) else [])
         for system, code, display in _codings(concept)
     ]
-    if not parts:
-        raise Reject("ServiceRequest: neither code nor category has a coding with a code")
+
+
+def _request(r: dict[str, Any], kind: str, rtype: str, parts: list[Part]) -> FactResource:
+    """A ServiceRequest or DeviceRequest: ordered when authored, for when it occurs."""
     parts.extend(_reason_parts(r, "reasonCode"))
-    authored = when(r.get("authoredOn"), "ServiceRequest.authoredOn")
+    authored = when(r.get("authoredOn"), f"{rtype}.authoredOn")
     start, end = _timing(r, "occurrence")
     intent = r.get("intent")
     return FactResource(
-        kind=FactKind.SERVICE_REQUEST,
-        subject=_subject(r, "ServiceRequest"),
+        kind=kind,
+        subject=_subject(r, rtype),
         parts=parts,
         status=_status(r),
         category=_category(r),
@@ -580,32 +582,21 @@ def service_request(r: dict[str, Any]) -> FactResource:
     )
 
 
+def service_request(r: dict[str, Any]) -> FactResource:
+    # A referral is often coded by its category only ("Patient referral"), its code text.
+    parts = _code_parts(r, "code") or _category_parts(r)
+    if not parts:
+        raise Reject("ServiceRequest: neither code nor category has a coding with a code")
+    return _request(r, FactKind.SERVICE_REQUEST, "ServiceRequest", parts)
+
+
 def device_request(r: dict[str, Any]) -> FactResource:
     parts = _require_code(r, "codeCodeableConcept", "DeviceRequest")
-    parts.extend(_reason_parts(r, "reasonCode"))
-    authored = when(r.get("authoredOn"), "DeviceRequest.authoredOn")
-    start, end = _timing(r, "occurrence")
-    intent = r.get("intent")
-    return FactResource(
-        kind=FactKind.DEVICE_REQUEST,
-        subject=_subject(r, "DeviceRequest"),
-        parts=parts,
-        status=_status(r),
-        start=start or authored,
-        end=end,
-        recorded=authored,
-        negated=_negated(r),
-        intent=intent[:16] if isinstance(intent, str) else "",
-    )
+    return _request(r, FactKind.DEVICE_REQUEST, "DeviceRequest", parts)
 
 
 def care_plan(r: dict[str, Any]) -> FactResource:
-    categories = r.get("category")
-    parts = [
-        Part(FactElement.CODE, system, code, display)
-        for concept in (categories if isinstance(categories, list) else [])
-        for system, code, display in _codings(concept)
-    ]
+    parts = _category_parts(r)
     if not parts:
         raise Reject("CarePlan: category has no coding with a code")
     start, end = _period(r["period"], "CarePlan.period") if "period" in r else (None, None)
