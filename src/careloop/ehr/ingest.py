@@ -166,6 +166,17 @@ class Incoming:
     raw: bytes | None
 
 
+@dataclass(frozen=True, slots=True)
+class Held:
+    """What careloop holds of a resource: enough to compare versions and update it."""
+
+    pk: int
+    version_id: str
+    last_updated: datetime.datetime | None
+    content_hash: int
+    target_id: uuid.UUID | None
+
+
 @dataclass(slots=True)
 class Summary:
     counts: dict[str, dict[str, int]] = field(default_factory=dict)
@@ -467,14 +478,17 @@ class Importer:
             self._remember(incoming, held, RecordResult(target_id=None), stamp, codes=codes)
         self._flush_new_records()
 
-    def _existing_records(self, rtype: str, items: list[Incoming]) -> dict[str, SourceRecord]:
-        existing: dict[str, SourceRecord] = {}
+    def _existing_records(self, rtype: str, items: list[Incoming]) -> dict[str, Held]:
+        existing: dict[str, Held] = {}
         ids = [i.resource_id for i in items]
         for chunk in _chunks(ids):
-            for record in SourceRecord.objects.filter(
+            rows = SourceRecord.objects.filter(
                 source=self.source, resource_type=rtype, resource_id__anyof=chunk
-            ):
-                existing[record.resource_id] = record
+            ).values_list(
+                "resource_id", "pk", "version_id", "last_updated", "content_hash", "target_id"
+            )
+            for rid, pk, version, updated, digest, target in rows:
+                existing[rid] = Held(pk, version, updated, digest, target)
         return existing
 
     def _write_facts(self, rtype: str, items: list[Incoming]) -> None:
@@ -605,7 +619,7 @@ class Importer:
     def _remember(
         self,
         incoming: Incoming,
-        held: SourceRecord | None,
+        held: Held | None,
         result: RecordResult,
         stamp: datetime.datetime,
         codes: list[list[str]] | None = None,
@@ -632,14 +646,15 @@ class Importer:
             )
             self.summary.add(rtype, "created")
         else:
-            held.version_id = incoming.version
-            held.last_updated = incoming.updated
-            held.content_hash = incoming.digest
-            held.target_id = result.target_id
-            held.patient_id = result.patient_id
-            held.codes = codes or []
-            held.updated_at = stamp
-            held.save()
+            SourceRecord.objects.filter(pk=held.pk).update(
+                version_id=incoming.version,
+                last_updated=incoming.updated,
+                content_hash=incoming.digest,
+                target_id=result.target_id,
+                patient_id=result.patient_id,
+                codes=codes or [],
+                updated_at=stamp,
+            )
             self.summary.add(rtype, "updated" if result.changed else "unchanged")
         self.targets[(rtype, incoming.resource_id)] = result.target_id
         if rtype == "Patient" and result.patient_id is not None:
