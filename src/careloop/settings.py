@@ -97,6 +97,7 @@ INSTALLED_APPS = [
     "careloop.ehr",
     "careloop.api",
     "careloop.fhirapi",
+    "careloop.outreach",
 ]
 
 MIDDLEWARE = [
@@ -269,6 +270,40 @@ CONTACT_FREQUENCY_CAPS: dict[str, list[tuple[int, int]]] = {
     "email": [(2, 1), (5, 7)],
     "push": [(2, 1), (7, 7)],
 }
+
+# --- outreach channels (careloop.outreach.channels) -----------------------------------
+# E-mail over SMTP; STARTTLS is required, never optional. SMTP_CA_FILE adds a CA bundle
+# (a relay with a private certificate authority). SMTP_VENDOR names the relay's entry
+# in the BAA registry (careloop vendor).
+SMTP_HOST = env("SMTP_HOST", "127.0.0.1") or "127.0.0.1"
+SMTP_PORT = env_int("SMTP_PORT", 587, minimum=1)
+SMTP_USERNAME = env("SMTP_USERNAME")
+SMTP_PASSWORD = env("SMTP_PASSWORD")
+SMTP_FROM = env("SMTP_FROM", "care@practice.invalid") or "care@practice.invalid"
+SMTP_CA_FILE = env("SMTP_CA_FILE")
+SMTP_TIMEOUT_SECONDS = env_int("SMTP_TIMEOUT", 30, minimum=1)
+SMTP_VENDOR = env("SMTP_VENDOR", "E-mail relay") or "E-mail relay"
+# SMS through a Twilio-compatible REST API. SMS_WEBHOOK_BASE_URL is careloop's public
+# https origin as the provider calls it: status callbacks go there, and inbound
+# signatures are checked against it.
+SMS_BASE_URL = env("SMS_BASE_URL", "https://api.twilio.com") or "https://api.twilio.com"
+SMS_ACCOUNT_SID = env("SMS_ACCOUNT_SID", "") or ""
+SMS_AUTH_TOKEN = env("SMS_AUTH_TOKEN", "") or ""
+SMS_MESSAGING_SERVICE_SID = env("SMS_MESSAGING_SERVICE_SID", "") or ""
+SMS_WEBHOOK_BASE_URL = env("SMS_WEBHOOK_BASE_URL", "") or ""
+SMS_TIMEOUT_SECONDS = env_int("SMS_TIMEOUT", 15, minimum=1)
+SMS_VENDOR = env("SMS_VENDOR", "Twilio") or "Twilio"
+# What a HELP reply says (carriers require the practice's name and how to reach it).
+SMS_HELP_TEXT = env("SMS_HELP_TEXT", "") or (
+    f"{PRACTICE_NAME}: call the practice for help. Reply STOP to opt out."
+)
+# The dispatcher: messages claimed per sweep run, how long a claim holds, and the
+# retries of a temporary failure (exponential backoff with jitter) before the dead letters.
+OUTREACH_DISPATCH_BATCH = env_int("OUTREACH_DISPATCH_BATCH", 100, minimum=1)
+OUTREACH_LEASE_SECONDS = env_int("OUTREACH_LEASE_SECONDS", 120, minimum=5)
+OUTREACH_MAX_ATTEMPTS = env_int("OUTREACH_MAX_ATTEMPTS", 8, minimum=1)
+OUTREACH_RETRY_BASE_SECONDS = 30.0
+OUTREACH_RETRY_MAX_SECONDS = 6 * 60 * 60.0
 
 # --- lifecycle stages (careloop.patients.lifecycle) ------------------------------------
 LIFECYCLE_DORMANT_MONTHS = env_int("DORMANT_MONTHS", 24, minimum=1)

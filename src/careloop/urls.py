@@ -19,6 +19,7 @@ urlpatterns = [
     path("integration/", include("careloop.ehr.urls")),
     path("api/", include("careloop.api.urls")),
     path("fhir/r4/", include("careloop.fhirapi.urls")),
+    path("webhooks/", include("careloop.outreach.urls")),
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
     re_path(

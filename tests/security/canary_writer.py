@@ -18,6 +18,8 @@ from pathlib import Path
 from careloop.consent.ledger import consent_record
 from careloop.consent.models import CaptureMethod, ConsentKind, ConsentStatus
 from careloop.ehr.ingest import import_paths
+from careloop.outreach.inbound import inbound_receive
+from careloop.outreach.outbox import Rendered, message_enqueue
 from careloop.patients.household import RelationshipDetails, relationship_add
 from careloop.patients.models import Patient
 from careloop.patients.notes import note_add
@@ -88,6 +90,27 @@ with tempfile.TemporaryDirectory() as folder:
     lines = Path(folder) / "Patient.ndjson"
     lines.write_text(canary("quarantineitem.payload") + "\n")
     import_paths([lines], source_name="canary-files")
+
+# An outbox message (body, subject, HTML; its address is the patient's) and an inbound
+# SMS for the staff inbox, through the outreach services that write them.
+message_enqueue(
+    patient=patient,
+    channel="email",  # type: ignore[arg-type]
+    purpose="appointment",  # type: ignore[arg-type]
+    content_class="logistics",  # type: ignore[arg-type]
+    template_id="canary",
+    template_version=1,
+    rendered=Rendered(
+        body=canary("message.body"),
+        subject=canary("message.subject"),
+        body_html=f"<p>{canary('message.bodyhtml')}</p>",
+    ),
+)
+inbound_receive(
+    provider_message_id=f"SM{token}",
+    from_address=canary("inboundmessage.fromaddress"),
+    body=canary("inboundmessage.body"),
+)
 
 missing = []
 for model, fields in encrypted_columns():

@@ -11,6 +11,9 @@ the matrix the moment it is added. Each one is one of:
 - a JSON API endpoint declaring `careloop_api_permission` (careloop.api.urls): the same
   with a bearer token, and 401 without one; or `careloop_api_public`, which answers
   every caller alike;
+- a signed webhook (`permissions.SIGNED_ROUTES`, careloop.outreach.views): no session
+  plays any part; a request without the provider's signature is refused (403) alike for
+  every caller, and the view carries `careloop_signed_webhook`;
 - a FHIR API route declaring `careloop_fhir_permission` (careloop.fhirapi.auth): the same
   with a FHIR client's access token, the client acting with the role; or `"owner"` (an
   export's status and files), which answers only the client that started the export.
@@ -49,6 +52,7 @@ from careloop.security.permissions import (
     ANY_STAFF,
     PUBLIC_ROUTES,
     SCOPED_ROLES,
+    SIGNED_ROUTES,
     allowed,
     is_staff_role,
 )
@@ -226,6 +230,8 @@ class Route:
     def kind(self) -> str:
         if self.name in PUBLIC_ROUTES:
             return "public"
+        if self.name in SIGNED_ROUTES:
+            return "signed"
         if getattr(self.callback, "careloop_api_public", False):
             return "api-public"
         if self.api_permission is not None:
@@ -387,7 +393,7 @@ def test_the_resolver_lists_routes_through_includes() -> None:
 
 def test_every_public_route_name_exists() -> None:
     # A stale entry would let a future route of that name go undeclared.
-    assert {route.name for route in ROUTES} >= PUBLIC_ROUTES
+    assert {route.name for route in ROUTES} >= PUBLIC_ROUTES | SIGNED_ROUTES
 
 
 @pytest.mark.parametrize("route", ROUTES, ids=ROUTE_IDS)
@@ -401,6 +407,10 @@ def test_route_declares_its_permission_or_is_public(route: Route) -> None:
         assert route.page_permission is None and route.api_permission is None, (
             f"public route {route.label!r} also declares a permission"
         )
+    if route.kind == "signed":
+        assert getattr(route.callback, "careloop_signed_webhook", False), (
+            f"signed route {route.label!r} must check its signature (outreach.views.signed_webhook)"
+        )
 
 
 @pytest.mark.parametrize("route", ROUTES, ids=ROUTE_IDS)
@@ -412,6 +422,11 @@ def test_every_actor_gets_what_the_table_says(route: Route, world: World) -> Non
     for method in METHODS:
         answers = {actor: request(route, world, url, method, actor) for actor in ACTORS}
         statuses = {status for status, _ in answers.values()}
+        if route.kind == "signed":
+            # Unsigned: refused alike for every caller, signed in or not (GET is 405).
+            if statuses not in ({403}, {405}):
+                wrong.append(f"{method}: unsigned webhook answered {answers}")
+            continue
         if route.kind == "api-public":
             # Nothing behind it: every caller gets the same answer.
             if len(statuses) != 1 or max(statuses) >= 500:

@@ -104,6 +104,9 @@ ACTIONS: frozenset[str] = frozenset(
         "ehr.match_view",
         "ehr.match_decide",
         "hl7.receive",
+        "message.enqueue",
+        "message.send",
+        "message.receive",
     }
 )
 # `careloop audit verify` fails when an event has waited this long for the sealer.

@@ -190,6 +190,11 @@ PUBLIC_ROUTES: Final = frozenset(
     }
 )
 
+# Routes that a provider calls without a session (SMS webhooks): each checks the
+# provider's signature over the whole request and answers 403 without a valid one, so
+# they are neither public nor staff pages. They return no PHI (careloop.outreach.views).
+SIGNED_ROUTES: Final = frozenset({"outreach:sms_inbound", "outreach:sms_status"})
+
 # Roles whose patient access is limited to their care team or location, plus
 # break-the-glass (careloop.security.scope). Care coordinators are not: they work care
 # gaps and referrals across the whole population, which is their job.
