@@ -28,8 +28,8 @@ from careloop.ehr.models import SourceRecord
 
 pytestmark = pytest.mark.django_db
 
-# In the order they were made exact. Not written yet: CMS2, CMS117.
-MEASURES = ["CMS125", "CMS130", "CMS124", "CMS122", "CMS165", "CMS69", "CMS138"]
+# In the order they were made exact.
+MEASURES = ["CMS125", "CMS130", "CMS124", "CMS122", "CMS165", "CMS69", "CMS138", "CMS2", "CMS117"]
 REPORT_CODES = {name.replace("_", "-"): name for name in POPULATIONS}
 
 

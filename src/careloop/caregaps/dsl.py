@@ -115,13 +115,24 @@ def _member(ctx: Ctx, alias: str, refs: tuple[ValueSetRef | Code, ...], *, value
         ctx.valuesets.update(oids)
         table = _vscode_table()
         marks = ", ".join(["%s"] * len(oids))
-        conds.append(
-            Raw(
-                f"EXISTS (SELECT 1 FROM {table} v WHERE v.value_set_id IN ({marks}) "  # noqa: S608
-                f"AND v.system = {alias}.{system} AND v.code = {alias}.{code})",
-                tuple(oids),
-            )
+        # `code IN (the sets' codes)` first: the planner unique-ifies the codes and
+        # probes the facts' (kind, code) index with each, instead of hashing every fact
+        # of the kind; the EXISTS then checks the code system too.
+        # (For a few patients the (patient, kind) index leads; no prefilter then.)
+        member = (
+            f"EXISTS (SELECT 1 FROM {table} v WHERE v.value_set_id IN ({marks}) "  # noqa: S608
+            f"AND v.system = {alias}.{system} AND v.code = {alias}.{code})"
         )
+        if ctx.correlated:
+            conds.append(Raw(member, tuple(oids)))
+        else:
+            conds.append(
+                Raw(
+                    f"{alias}.{code} IN (SELECT v0.code FROM {table} v0 "  # noqa: S608
+                    f"WHERE v0.value_set_id IN ({marks})) AND {member}",
+                    (*oids, *oids),
+                )
+            )
     conds.extend(
         Raw(f"{alias}.{system} = %s AND {alias}.{code} = %s", (ref.system, ref.code))
         for ref in refs
@@ -230,15 +241,81 @@ class Point:
     def is_null(self) -> Cond:
         return Raw(f"{self.expr} IS NULL")
 
+    def within_days_before_day_of(self, other: Point, days: int) -> Cond:
+        """ "`days` days or less on or before day of" other: the day of this point lies
+        in [day of other - days, day of other]."""
+
+        def build(c: Ctx) -> Cond:
+            mine, theirs = c.day(self.expr), c.day(other.expr)
+            return Raw(
+                f"{mine} <= {theirs} AND {mine} >= {c.add_days(theirs)}", (c.int_param(-days),)
+            )
+
+        return Lazy(build)
+
+    def within_days_after_day_of(self, other: Point, days: int) -> Cond:
+        """ "`days` days or less on or after day of" other."""
+
+        def build(c: Ctx) -> Cond:
+            mine, theirs = c.day(self.expr), c.day(other.expr)
+            return Raw(
+                f"{mine} >= {theirs} AND {mine} <= {c.add_days(theirs)}", (c.int_param(days),)
+            )
+
+        return Lazy(build)
+
+    def day_after_day_of(self, other: Point) -> Cond:
+        """ "1 day or more after day of" other."""
+        return Lazy(
+            lambda c: Raw(
+                f"{self.expr} IS NOT NULL AND {other.expr} IS NOT NULL "
+                f"AND {c.day(self.expr)} > {c.day(other.expr)}"
+            )
+        )
+
+    def during_row(self, other: RowInterval) -> Cond:
+        """This instant lies in the row's interval (to the instant; no end: still going)."""
+        s, e = other.start, other.end
+        return Raw(
+            f"{self.expr} IS NOT NULL AND ({s} IS NULL OR {self.expr} >= {s}) "
+            f"AND ({e} IS NULL OR {self.expr} <= {e}) AND NOT ({s} IS NULL AND {e} IS NULL)"
+        )
+
+    def day_in_life(self, row: Row, low: tuple[int, int], high: tuple[int, int]) -> Cond:
+        """The day of this point lies in [birth date + low, birth date + high], each a
+        (years, days) offset: CMS117's "First Two Years", "42 Days up to 2 Years Old"."""
+
+        def build(c: Ctx) -> Cond:
+            born = _birth_date_of(row)
+            day = c.day(self.expr)
+            after = c.add_days(c.add_years(born))
+            until = c.add_days(c.add_years(born))
+            return Raw(
+                f"{self.expr} IS NOT NULL AND {day} >= {after} AND {day} <= {until}",
+                (
+                    c.int_param(low[0]),
+                    c.int_param(low[1]),
+                    c.int_param(high[0]),
+                    c.int_param(high[1]),
+                ),
+            )
+
+        return Lazy(build)
+
     def age_at_least(self, row: Row, years: int) -> Cond:
         """AgeInYearsAt(date from this point) >= years, for the row's patient."""
 
         def build(c: Ctx) -> Cond:
-            patient = f"{row.alias}.{col('patient')}"
-            born = f"(SELECT {pcol('birth_date')} FROM {PATIENT} pb WHERE pb.id = {patient})"  # noqa: S608
+            born = _birth_date_of(row)
             return Raw(f"{c.day(self.expr)} >= {c.add_years(born)}", (c.int_param(years),))
 
         return Lazy(build)
+
+
+def _birth_date_of(row: Row) -> str:
+    """The birth date of the row's patient (a correlated scalar subquery)."""
+    patient = f"{row.alias}.{col('patient')}"
+    return f"(SELECT {pcol('birth_date')} FROM {PATIENT} pb WHERE pb.id = {patient})"  # noqa: S608
 
 
 @dataclass(frozen=True)
@@ -303,6 +380,26 @@ class RowInterval:
         """The interval ends before the day of `point` (a known end only)."""
         return Lazy(
             lambda c: Raw(f"{self.end} IS NOT NULL AND {c.day(self.end)} < {c.day(point.expr)}")
+        )
+
+    def overlaps_after_day(self, other: RowInterval) -> Cond:
+        """ "overlaps after day of" other: they share a day and this one ends on a later
+        day. This interval must have a known end (a null interval overlaps nothing)."""
+
+        def build(c: Ctx) -> Cond:
+            s, e = c.day(self.start), c.day(self.end)
+            os_, oe = c.day(other.start), c.day(other.end)
+            return Raw(
+                f"{self.start} IS NOT NULL AND {self.end} IS NOT NULL "
+                f"AND {other.end} IS NOT NULL AND {s} <= {oe} AND {e} > {oe} "
+                f"AND ({other.start} IS NULL OR {e} >= {os_})"
+            )
+
+        return Lazy(build)
+
+    def starts_before_day_of(self, point: Point) -> Cond:
+        return Lazy(
+            lambda c: Raw(f"{self.start} IS NULL OR {c.day(self.start)} < {c.day(point.expr)}")
         )
 
     def starts_on_or_before_day_of(self, point: Point) -> Cond:
@@ -388,6 +485,21 @@ class Row:
     def category_is(self, code: str) -> Cond:
         return Raw(f"{self.c('category')} = %s", (code,))
 
+    def category_in(self, *codes: str) -> Cond:
+        marks = ", ".join(["%s"] * len(codes))
+        return Raw(f"{self.c('category')} IN ({marks})", codes)
+
+    def is_encounter_of(self, other: Row) -> Cond:
+        """This row (an Encounter) is the encounter the other row names
+        (`other.encounter`, same source)."""
+        return Raw(
+            f"{self.c('resource_type')} = %s "
+            f"AND {self.c('source_id')} = {other.c('encounter_ref')} "
+            f"AND {self.c('source_system')} = {other.c('source_system')} "
+            f"AND {other.c('encounter_ref')} <> ''",
+            ("Encounter",),
+        )
+
     def intent_in(self, *intents: str) -> Cond:
         marks = ", ".join(["%s"] * len(intents))
         return Raw(f"{self.c('intent')} IN ({marks})", intents)
@@ -424,7 +536,9 @@ class Row:
                 conds.append(where(other))
             text, params = all_of(*conds).sql(c)
             return Raw(
-                f"EXISTS (SELECT 1 FROM {FACT} {other.alias} WHERE {identity} AND {text})",  # noqa: S608
+                # resource_type <> '': lets the identity's partial unique index serve.
+                f"EXISTS (SELECT 1 FROM {FACT} {other.alias} WHERE {identity} "  # noqa: S608
+                f"AND {other.c('resource_type')} <> '' AND {text})",
                 tuple(params),
             )
 
@@ -449,10 +563,15 @@ class Facts:
     any_code: bool = False
     # A retrieve sees what was done; `not_done()` turns it to what was documented as
     # not done (QI-Core's ...NotDone / ...NotRequested profiles).
-    negated: bool = False
+    negated: bool | None = False
 
     def not_done(self) -> Facts:
         return dataclasses.replace(self, negated=True)
+
+    def cancelled(self) -> Facts:
+        """QI-Core's ...Cancelled profiles: status cancelled, with or without a notDone
+        flag."""
+        return dataclasses.replace(self, negated=None).where(lambda r: r.status_in("cancelled"))
 
     def where(self, *conds: Where) -> Facts:
         return dataclasses.replace(self, conds=self.conds + conds)
@@ -479,8 +598,9 @@ class Facts:
         conds: list[Cond] = [
             Raw(f"{row.c('kind')} = %s", (self.kind,)),
             Raw(f"{row.c('element')} = %s", (self.element,)),
-            Raw(f"{row.c('negated')} = %s", (self.negated,)),
         ]
+        if self.negated is not None:
+            conds.append(Raw(f"{row.c('negated')} = %s", (self.negated,)))
         if self.resource_types:
             marks = ", ".join(["%s"] * len(self.resource_types))
             conds.append(Raw(f"{row.c('resource_type')} IN ({marks})", self.resource_types))
@@ -552,7 +672,10 @@ def exists(facts: Facts) -> Cond:
 
     def build(c: Ctx) -> Cond:
         row, (frm, params) = facts.select(c)
-        return Raw(f"{P}.id IN (SELECT {row.c('patient')} {frm})", tuple(params))
+        if c.correlated:
+            return Raw(f"EXISTS (SELECT 1 {frm} AND {row.c('patient')} = {P}.id)", tuple(params))
+        within = c.only_within(row.c("patient"))
+        return c.patient_set(f"SELECT {row.c('patient')} AS pid {frm}{within}", params)
 
     return Lazy(build)
 
@@ -583,9 +706,44 @@ def count_at_least(facts: Facts, n: int) -> Cond:
     def build(c: Ctx) -> Cond:
         row, (frm, params) = facts.select(c)
         resource = f"{row.c('source_system')} || '/' || {row.c('source_id')}"
-        return Raw(
-            f"{P}.id IN (SELECT {row.c('patient')} {frm} GROUP BY {row.c('patient')} "
-            f"HAVING COUNT(DISTINCT {resource}) >= %s)",
+        if c.correlated:
+            return Raw(
+                f"(SELECT COUNT(DISTINCT {resource}) {frm} AND {row.c('patient')} = {P}.id) >= %s",
+                (*params, n),
+            )
+        within = c.only_within(row.c("patient"))
+        return c.patient_set(
+            f"SELECT {row.c('patient')} AS pid {frm}{within} GROUP BY {row.c('patient')} "
+            f"HAVING COUNT(DISTINCT {resource}) >= %s",
+            (*params, n),
+        )
+
+    return Lazy(build)
+
+
+def count_days_at_least(
+    n: int, *facts: Facts, point: Callable[[Row], Point] = lambda r: r.start
+) -> Cond:
+    """At least `n` distinct days among these facts (the union of their days): CQL's
+    "from V1, V2, V3 where V2 1 day or more after V1 and V3 ... after V2"."""
+
+    def build(c: Ctx) -> Cond:
+        selects: list[str] = []
+        params: list[Any] = []
+        for one in facts:
+            row, (frm, more) = one.select(c)
+            patient = row.c("patient")
+            scope = f" AND {patient} = {P}.id" if c.correlated else c.only_within(patient)
+            selects.append(
+                f"SELECT {row.c('patient')} AS pid, {c.day(point(row).expr)} AS d {frm}{scope}"
+            )
+            params.extend(more)
+        union = " UNION ".join(selects)
+        if c.correlated:
+            return Raw(f"(SELECT COUNT(DISTINCT u.d) FROM ({union}) u) >= %s", (*params, n))  # noqa: S608
+        return c.patient_set(
+            f"SELECT u.pid FROM ({union}) u GROUP BY u.pid "  # noqa: S608
+            f"HAVING COUNT(DISTINCT u.d) >= %s",
             (*params, n),
         )
 

@@ -7,10 +7,13 @@ CQL and a reviewer can hold the two side by side.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from careloop.caregaps.dsl import (
     LOINC,
     MP,
     SNOMED,
+    TRUE,
     Code,
     Cond,
     Facts,
@@ -155,39 +158,71 @@ DISCHARGE_TO_HOME_FOR_HOSPICE = Code("428361000124107", SNOMED)
 HOSPICE_CARE_MDS = Code("45755-6", LOINC)
 YES = Code("373066001", SNOMED)
 
-HAS_HOSPICE_SERVICES = (
-    exists(
-        encounter(ENCOUNTER_INPATIENT).where(
-            is_encounter_performed,
-            lambda e: e.part(
-                "disposition", DISCHARGE_TO_HOME_FOR_HOSPICE, DISCHARGE_TO_FACILITY_FOR_HOSPICE
-            ),
-            lambda e: e.period.ends_during_day(MP),
+
+def _has_hospice_services(
+    *,
+    encounter_performed: Callable[[Row], Cond],
+    assessment: Callable[[Row], Cond],
+    order: Callable[[Row], Cond],
+    diagnosis: Callable[[Row], Cond],
+) -> Cond:
+    """Hospice."Has Hospice Services"; its versions differ in the Status functions."""
+    return (
+        exists(
+            encounter(ENCOUNTER_INPATIENT).where(
+                encounter_performed,
+                lambda e: e.part(
+                    "disposition",
+                    DISCHARGE_TO_HOME_FOR_HOSPICE,
+                    DISCHARGE_TO_FACILITY_FOR_HOSPICE,
+                ),
+                lambda e: e.period.ends_during_day(MP),
+            )
+        )
+        | exists(
+            encounter(HOSPICE_ENCOUNTER).where(
+                encounter_performed, lambda e: e.period.overlaps_day(MP)
+            )
+        )
+        | exists(
+            observation(HOSPICE_CARE_MDS).where(
+                assessment,
+                lambda o: o.value_in(YES),
+                lambda o: o.period.overlaps_day(MP),
+            )
+        )
+        | exists(
+            service_request(HOSPICE_CARE_AMBULATORY).where(
+                order, lambda s: s.recorded.during_day(MP)
+            )
+        )
+        | exists(
+            procedure(HOSPICE_CARE_AMBULATORY).where(
+                is_intervention_performed, lambda p: p.period.overlaps_day(MP)
+            )
+        )
+        | exists(
+            condition(HOSPICE_DIAGNOSIS).where(diagnosis, lambda c: c.prevalence.overlaps_day(MP))
         )
     )
-    | exists(
-        encounter(HOSPICE_ENCOUNTER).where(
-            is_encounter_performed, lambda e: e.period.overlaps_day(MP)
-        )
-    )
-    | exists(
-        observation(HOSPICE_CARE_MDS).where(
-            is_assessment_performed,
-            lambda o: o.value_in(YES),
-            lambda o: o.period.overlaps_day(MP),
-        )
-    )
-    | exists(
-        service_request(HOSPICE_CARE_AMBULATORY).where(
-            is_order, lambda s: s.recorded.during_day(MP)
-        )
-    )
-    | exists(
-        procedure(HOSPICE_CARE_AMBULATORY).where(
-            is_intervention_performed, lambda p: p.period.overlaps_day(MP)
-        )
-    )
-    | exists(condition(HOSPICE_DIAGNOSIS).where(verified, lambda c: c.prevalence.overlaps_day(MP)))
+
+
+# Hospice 6.18 (QI-Core 6, Status 1.15).
+HAS_HOSPICE_SERVICES = _has_hospice_services(
+    encounter_performed=is_encounter_performed,
+    assessment=is_assessment_performed,
+    order=is_order,
+    diagnosis=verified,
+)
+
+# Hospice 6.12 (QI-Core 4.1.1, Status 1.8), which CMS117 still includes: a wider
+# isEncounterPerformed, intent "order" only, a diagnosis without verification.
+ENCOUNTER_PERFORMED_STATUSES_1_8 = ("finished", "arrived", "triaged", "in-progress", "onleave")
+HAS_HOSPICE_SERVICES_6_12 = _has_hospice_services(
+    encounter_performed=lambda e: e.status_in(*ENCOUNTER_PERFORMED_STATUSES_1_8),
+    assessment=is_assessment_performed,
+    order=lambda r: r.status_in("active", "completed") & r.intent_in("order"),
+    diagnosis=lambda _c: TRUE,
 )
 
 # --- PalliativeCare -----------------------------------------------------------------------
@@ -299,3 +334,14 @@ IS_AGE_66_OR_OLDER_LIVING_LONG_TERM_IN_A_NURSING_HOME = age_between(66, None) & 
         lambda o: o.value_in(LIVES_IN_NURSING_HOME)
     )
 )
+
+# --- exclusion reasons (the rolling status names why a patient is excluded) ---------------
+
+HOSPICE = ("hospice", HAS_HOSPICE_SERVICES)
+PALLIATIVE = ("palliative", HAS_PALLIATIVE_CARE_IN_THE_MEASUREMENT_PERIOD)
+FRAILTY = (
+    "frailty",
+    IS_AGE_66_OR_OLDER_WITH_ADVANCED_ILLNESS_AND_FRAILTY
+    | IS_AGE_66_TO_80_WITH_ADVANCED_ILLNESS_AND_FRAILTY_OR_81_OR_OLDER_WITH_FRAILTY,
+)
+NURSING_HOME = ("nursing_home", IS_AGE_66_OR_OLDER_LIVING_LONG_TERM_IN_A_NURSING_HOME)

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
 
+from careloop.caregaps.dsl import Facts, Point, Row
 from careloop.caregaps.sql import FALSE, Cond
 
 POPULATIONS = (
@@ -24,6 +26,21 @@ POPULATIONS = (
     "numerator",
     "numerator_exclusion",
 )
+
+
+def _latest(row: Row) -> Point:
+    return row.latest
+
+
+@dataclass(frozen=True)
+class Closing:
+    """What closes the measure's gap, and for how long: the day of `point` of one of
+    `facts` plus `months` is the day the patient stays met until (a mammogram closes
+    CMS125 for 27 months: the lookback from October two years before the period)."""
+
+    facts: Facts
+    months: int
+    point: Callable[[Row], Point] = _latest
 
 
 @dataclass(frozen=True)
@@ -37,6 +54,9 @@ class Group:
     numerator_exclusion: Cond = FALSE
     # Boolean stratifiers ("Stratification 1", ...), in the Measure resource's order.
     stratifiers: tuple[Cond, ...] = ()
+    # Why a patient is excluded, first match wins: (reason code, condition). The
+    # rolling status names it ("hospice", "mastectomy"...); "other" when none holds.
+    exclusion_reasons: tuple[tuple[str, Cond], ...] = ()
     # Which populations the Measure resource declares (the report lists only those).
     declares: tuple[str, ...] = (
         "initial_population",
@@ -56,6 +76,9 @@ class Measure:
     improvement: str = "increase"
     version: str = ""
     stratifier_names: tuple[str, ...] = field(default=())
+    # What closes the gap and for how long (the rolling status's "met until"). Without
+    # it a patient in the numerator is met until the end of the period.
+    closing: tuple[Closing, ...] = ()
 
 
 @cache

@@ -48,10 +48,26 @@ class ValueSetCode(models.Model):
         ]
 
 
+class GapStatus(models.TextChoices):
+    """A patient's rolling status for a measure as of the run's date."""
+
+    MET = "met", "Met"
+    DUE_SOON = "due_soon", "Due soon"
+    OVERDUE = "overdue", "Overdue"
+    EXCLUDED = "excluded", "Excluded"
+    NOT_APPLICABLE = "not_applicable", "Not applicable"
+
+
 class MeasureRun(models.Model):
     measure = models.CharField(max_length=16)
     period_start = models.DateField()
     period_end = models.DateField()
+    # The date statuses are computed as of, and the due-soon horizon in days.
+    as_of = models.DateField(null=True, blank=True)
+    horizon_days = models.PositiveSmallIntegerField(default=60)
+    # The run an incremental refresh keeps current (the latest whole-population run
+    # of a measure and period); see careloop.caregaps.evaluate.caregaps_refresh.
+    whole_population = models.BooleanField(default=True)
     # Empty for the whole population; else how many patients this run re-evaluated.
     scoped_patients = models.PositiveIntegerField(null=True, blank=True)
     started_at = models.DateTimeField()
@@ -79,10 +95,20 @@ class PatientMeasureResult(models.Model):
     numerator_exclusion = models.BooleanField(default=False)
     # Bit i set when the patient is in the measure's stratifier i (0-based).
     strata = models.PositiveIntegerField(default=0)
+    # The rolling status as of the run's date (GapStatus), the day it falls or fell
+    # due (met/due soon: met until; overdue: when it lapsed, empty when never met),
+    # and the exclusion reason (hospice, mastectomy...).
+    status = models.CharField(max_length=16, choices=GapStatus.choices, default="")
+    due_date = models.DateField(null=True, blank=True)
+    reason = models.CharField(max_length=24, blank=True, default="")
 
     class Meta:
         ordering = ["run", "patient", "group"]
-        indexes = [models.Index(fields=["patient", "run"], name="result_patient_idx")]
+        indexes = [
+            models.Index(fields=["patient", "run"], name="result_patient_idx"),
+            # Worklists and outreach: a run's patients of one status, by due date.
+            models.Index(fields=["run", "status", "due_date"], name="result_status_idx"),
+        ]
         constraints = [
             # why: one membership per patient and group in a run.
             models.UniqueConstraint(

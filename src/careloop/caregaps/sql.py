@@ -31,7 +31,42 @@ class Ctx:
     using: str = "default"
     # The value sets a compilation used (evaluation loads them before running).
     valuesets: set[str] = field(default_factory=set)
+    # A few patients (an import touched them, a profile page): patient predicates
+    # compile to correlated EXISTS, which use the (patient, kind) index, instead of
+    # semi-joins over the whole population.
+    correlated: bool = False
+    # Over the population: each patient set (`exists`, counts) is computed once into
+    # a temporary table, so the final statement joins sets of known size instead of
+    # trusting the planner's estimate of a dozen stacked filters (which, on
+    # PostgreSQL, turns semi-joins into per-patient rescans). Key: its SQL and params.
+    materialize: bool = False
+    sets: dict[tuple[str, tuple[Any, ...]], str] = field(default_factory=dict)
+    # A set holding the initial population: the criteria after it only need facts of
+    # its patients (most measures' populations are a small part of the practice).
+    within: str | None = None
+
     _aliases: Iterator[int] = field(default_factory=itertools.count)
+
+    def patient_set(self, select_sql: str, params: list[Any] | tuple[Any, ...]) -> Cond:
+        """`p.id IN (select_sql)`, the select giving patient ids; materialized once
+        per compilation when `materialize` is on."""
+        if not self.materialize:
+            return Raw(f"p.id IN ({select_sql})", tuple(params))  # noqa: S608
+        return Raw(f"p.id IN (SELECT pid FROM {self.set_name(select_sql, params)})")  # noqa: S608
+
+    def set_name(self, select_sql: str, params: list[Any] | tuple[Any, ...]) -> str:
+        """The temporary table that will hold this select's patients (made up here)."""
+        key = (select_sql, tuple(params))
+        name = self.sets.get(key)
+        if name is None:
+            name = self.sets[key] = f"cg_set_{len(self.sets)}"
+        return name
+
+    def only_within(self, patient_sql: str) -> str:
+        """` AND <patient column> IN (the initial population)` when one is known."""
+        if self.within is None or self.correlated:
+            return ""
+        return f" AND {patient_sql} IN (SELECT pid FROM {self.within})"  # noqa: S608
 
     def alias(self, stem: str = "f") -> str:
         return f"{stem}{next(self._aliases)}"
@@ -62,6 +97,12 @@ class Ctx:
         if self.vendor == "postgresql":
             return f"CAST(({date_sql}) + make_interval(days => %s) AS date)"
         return f"date({date_sql}, %s || ' days')"
+
+    def add_months(self, date_sql: str) -> str:
+        """`date_sql` plus a whole number of months given as the next parameter."""
+        if self.vendor == "postgresql":
+            return f"CAST(({date_sql}) + make_interval(months => %s) AS date)"
+        return f"date({date_sql}, %s || ' months')"
 
     def int_param(self, value: int) -> Any:
         return value if self.vendor == "postgresql" else f"{value:+d}"

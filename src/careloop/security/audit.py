@@ -97,6 +97,7 @@ ACTIONS: frozenset[str] = frozenset(
         "vendor.change",
         "demo.fill",
         "ehr.import",
+        "caregaps.evaluate",
         "ehr.sync",
         "ehr.source_change",
         "ehr.quarantine_view",

@@ -6,12 +6,16 @@ from __future__ import annotations
 from careloop.caregaps.dsl import CPT, LOINC, MP, Code, age_between, exists, valueset
 from careloop.caregaps.library import (
     ANNUAL_WELLNESS_VISIT,
+    FRAILTY,
     HAS_HOSPICE_SERVICES,
     HAS_PALLIATIVE_CARE_IN_THE_MEASUREMENT_PERIOD,
     HOME_HEALTHCARE,
+    HOSPICE,
     IS_AGE_66_OR_OLDER_LIVING_LONG_TERM_IN_A_NURSING_HOME,
     IS_AGE_66_OR_OLDER_WITH_ADVANCED_ILLNESS_AND_FRAILTY,
+    NURSING_HOME,
     OFFICE_VISIT,
+    PALLIATIVE,
     PREVENTIVE_ESTABLISHED_18_UP,
     PREVENTIVE_INITIAL_18_UP,
     TELEPHONE_VISITS,
@@ -22,7 +26,7 @@ from careloop.caregaps.library import (
     observation,
     verified,
 )
-from careloop.caregaps.measure import Group, Measure
+from careloop.caregaps.measure import Closing, Group, Measure
 
 HCPCS = "http://www.cms.gov/Medicare/Coding/HCPCSReleaseCodeSets"
 DIABETES = valueset("Diabetes", "2.16.840.1.113883.3.464.1003.103.12.1001")
@@ -85,10 +89,19 @@ MEASURE = Measure(
     title="Diabetes: Glycemic Status Assessment Greater Than 9%",
     url="https://madie.cms.gov/Measure/CMS122FHIRDiabetesAssessGreaterThan9Percent",
     improvement="decrease",
+    closing=(
+        Closing(
+            observation(HBA1C_LABORATORY_TEST, GLUCOSE_MANAGEMENT_INDICATOR).where(
+                is_laboratory_test_performed
+            ),
+            12,
+        ),
+    ),
     groups=(
         Group(
             initial_population=INITIAL_POPULATION,
             denominator_exclusion=DENOMINATOR_EXCLUSIONS,
+            exclusion_reasons=(HOSPICE, NURSING_HOME, FRAILTY, PALLIATIVE),
             numerator=HAS_MOST_RECENT_GLYCEMIC_STATUS_ASSESSMENT_WITHOUT_RESULT
             | HAS_MOST_RECENT_ELEVATED_GLYCEMIC_STATUS_ASSESSMENT
             | HAS_NO_RECORD_OF_GLYCEMIC_STATUS_ASSESSMENT,

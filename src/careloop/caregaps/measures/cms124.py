@@ -7,7 +7,9 @@ from careloop.caregaps.library import (
     HAS_HOSPICE_SERVICES,
     HAS_PALLIATIVE_CARE_IN_THE_MEASUREMENT_PERIOD,
     HOME_HEALTHCARE,
+    HOSPICE,
     OFFICE_VISIT,
+    PALLIATIVE,
     PREVENTIVE_ESTABLISHED_18_UP,
     PREVENTIVE_INITIAL_18_UP,
     TELEPHONE_VISITS,
@@ -21,7 +23,7 @@ from careloop.caregaps.library import (
     procedure,
     verified,
 )
-from careloop.caregaps.measure import Group, Measure
+from careloop.caregaps.measure import Closing, Group, Measure
 
 ABSENCE_OF_CERVIX_DIAGNOSIS = valueset(
     "Congenital or Acquired Absence of Cervix", "2.16.840.1.113883.3.464.1003.111.12.1016"
@@ -77,10 +79,15 @@ MEASURE = Measure(
     id="CMS124",
     title="Cervical Cancer Screening",
     url="https://madie.cms.gov/Measure/CMS124FHIRCervicalCancerScreening",
+    closing=(
+        Closing(observation(PAP_TEST).where(is_laboratory_test_performed), 36),
+        Closing(observation(HPV_TEST).where(is_laboratory_test_performed), 60),
+    ),
     groups=(
         Group(
             initial_population=INITIAL_POPULATION,
             denominator_exclusion=DENOMINATOR_EXCLUSIONS,
+            exclusion_reasons=(HOSPICE, ("hysterectomy", ABSENCE_OF_CERVIX), PALLIATIVE),
             numerator=CERVICAL_CYTOLOGY_WITHIN_3_YEARS
             | HPV_TEST_WITHIN_5_YEARS_FOR_WOMEN_AGE_30_AND_OLDER,
         ),

@@ -15,10 +15,14 @@ from careloop.caregaps.dsl import (
 )
 from careloop.caregaps.dsl import date_in_start_year as dt
 from careloop.caregaps.library import (
+    FRAILTY,
     HAS_HOSPICE_SERVICES,
     HAS_PALLIATIVE_CARE_IN_THE_MEASUREMENT_PERIOD,
+    HOSPICE,
     IS_AGE_66_OR_OLDER_LIVING_LONG_TERM_IN_A_NURSING_HOME,
     IS_AGE_66_OR_OLDER_WITH_ADVANCED_ILLNESS_AND_FRAILTY,
+    NURSING_HOME,
+    PALLIATIVE,
     QUALIFYING_ENCOUNTERS,
     condition,
     is_diagnostic_study_performed,
@@ -27,7 +31,7 @@ from careloop.caregaps.library import (
     procedure,
     verified,
 )
-from careloop.caregaps.measure import Group, Measure
+from careloop.caregaps.measure import Closing, Group, Measure
 from careloop.caregaps.sql import Cond
 
 BILATERAL_MASTECTOMY = valueset("Bilateral Mastectomy", "2.16.840.1.113883.3.464.1003.198.12.1005")
@@ -88,14 +92,18 @@ BILATERAL_MASTECTOMY_PROCEDURE = _mastectomy_procedure(BILATERAL_MASTECTOMY)
 
 INITIAL_POPULATION = age_between(42, 74) & sex_is(FEMALE) & exists(QUALIFYING_ENCOUNTERS)
 
-DENOMINATOR_EXCLUSIONS = (
-    HAS_HOSPICE_SERVICES
-    | (
+BILATERAL_MASTECTOMY_OR_BOTH_SIDES = (
+    (
         (RIGHT_MASTECTOMY_DIAGNOSIS | RIGHT_MASTECTOMY_PROCEDURE)
         & (LEFT_MASTECTOMY_DIAGNOSIS | LEFT_MASTECTOMY_PROCEDURE)
     )
     | BILATERAL_MASTECTOMY_DIAGNOSIS
     | BILATERAL_MASTECTOMY_PROCEDURE
+)
+
+DENOMINATOR_EXCLUSIONS = (
+    HAS_HOSPICE_SERVICES
+    | BILATERAL_MASTECTOMY_OR_BOTH_SIDES
     | IS_AGE_66_OR_OLDER_WITH_ADVANCED_ILLNESS_AND_FRAILTY
     | IS_AGE_66_OR_OLDER_LIVING_LONG_TERM_IN_A_NURSING_HOME
     | HAS_PALLIATIVE_CARE_IN_THE_MEASUREMENT_PERIOD
@@ -115,11 +123,21 @@ MEASURE = Measure(
     title="Breast Cancer Screening",
     url="https://madie.cms.gov/Measure/CMS125FHIRBreastCancerScreening",
     version="0.4.000",
+    # A mammogram keeps the measure met while it is in the lookback: October 1 two
+    # years before the period, i.e. up to 27 months.
+    closing=(Closing(observation(MAMMOGRAPHY).where(is_diagnostic_study_performed), 27),),
     groups=(
         Group(
             initial_population=INITIAL_POPULATION,
             denominator_exclusion=DENOMINATOR_EXCLUSIONS,
             numerator=NUMERATOR,
+            exclusion_reasons=(
+                HOSPICE,
+                ("mastectomy", BILATERAL_MASTECTOMY_OR_BOTH_SIDES),
+                FRAILTY,
+                NURSING_HOME,
+                PALLIATIVE,
+            ),
             stratifiers=(age_between(42, 51), age_between(52, 74)),
         ),
     ),

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from careloop.caregaps.dsl import MP, age_between, exists, valueset
 from careloop.caregaps.library import (
+    FRAILTY,
     HAS_HOSPICE_SERVICES,
     HAS_PALLIATIVE_CARE_IN_THE_MEASUREMENT_PERIOD,
+    HOSPICE,
     IS_AGE_66_OR_OLDER_LIVING_LONG_TERM_IN_A_NURSING_HOME,
     IS_AGE_66_OR_OLDER_WITH_ADVANCED_ILLNESS_AND_FRAILTY,
+    NURSING_HOME,
+    PALLIATIVE,
     QUALIFYING_ENCOUNTERS,
     condition,
     is_diagnostic_study_performed,
@@ -17,7 +21,7 @@ from careloop.caregaps.library import (
     procedure,
     verified,
 )
-from careloop.caregaps.measure import Group, Measure
+from careloop.caregaps.measure import Closing, Group, Measure
 
 COLONOSCOPY = valueset("Colonoscopy", "2.16.840.1.113883.3.464.1003.108.12.1020")
 CT_COLONOGRAPHY = valueset("CT Colonography", "2.16.840.1.113883.3.464.1003.108.12.1038")
@@ -95,11 +99,26 @@ MEASURE = Measure(
     id="CMS130",
     title="Colorectal Cancer Screening",
     url="https://madie.cms.gov/Measure/CMS130FHIRColorectalCancerScreening",
+    closing=(
+        Closing(observation(FOBT).where(is_laboratory_test_performed), 12),
+        Closing(observation(SDNA_FIT_TEST).where(is_laboratory_test_performed), 36),
+        Closing(procedure(FLEXIBLE_SIGMOIDOSCOPY).where(is_procedure_performed), 60),
+        Closing(observation(CT_COLONOGRAPHY).where(is_diagnostic_study_performed), 60),
+        Closing(procedure(COLONOSCOPY).where(is_procedure_performed), 120),
+    ),
     groups=(
         Group(
             initial_population=INITIAL_POPULATION,
             denominator_exclusion=DENOMINATOR_EXCLUSIONS,
             numerator=NUMERATOR,
+            exclusion_reasons=(
+                HOSPICE,
+                ("colorectal_cancer", MALIGNANT_NEOPLASM),
+                ("colectomy", TOTAL_COLECTOMY_PERFORMED),
+                FRAILTY,
+                NURSING_HOME,
+                PALLIATIVE,
+            ),
             stratifiers=(age_between(46, 49), age_between(50, 75)),
         ),
     ),

@@ -23,6 +23,7 @@ from careloop.caregaps.library import (
     ANNUAL_WELLNESS_VISIT,
     HAS_HOSPICE_SERVICES,
     HOME_HEALTHCARE,
+    HOSPICE,
     OFFICE_VISIT,
     PREVENTIVE_ESTABLISHED_18_UP,
     PREVENTIVE_INITIAL_18_UP,
@@ -39,7 +40,7 @@ from careloop.caregaps.library import (
     observation,
     procedure,
 )
-from careloop.caregaps.measure import Group, Measure
+from careloop.caregaps.measure import Closing, Group, Measure
 
 NUTRITION_SERVICES = valueset("Nutrition Services", "2.16.840.1.113883.3.464.1003.1006")
 OCCUPATIONAL_THERAPY_EVALUATION = valueset(
@@ -167,10 +168,12 @@ MEASURE = Measure(
     id="CMS138",
     title="Tobacco Use: Screening and Cessation Intervention",
     url="https://madie.cms.gov/Measure/PreventiveCareAndTobaccoUseScreeningAndCessationInterventionFHIR",
+    closing=(Closing(observation(TOBACCO_USE_SCREENING).where(is_assessment_performed), 12),),
     groups=(
         Group(
             initial_population=INITIAL_POPULATION,
             denominator_exclusion=HAS_HOSPICE_SERVICES,
+            exclusion_reasons=(HOSPICE,),
             numerator=MOST_RECENT_TOBACCO_USE_SCREENING_INDICATES_TOBACCO_NON_USER
             | MOST_RECENT_TOBACCO_USE_SCREENING_INDICATES_TOBACCO_USER,
         ),
@@ -178,11 +181,13 @@ MEASURE = Measure(
             initial_population=INITIAL_POPULATION,
             denominator=MOST_RECENT_TOBACCO_USE_SCREENING_INDICATES_TOBACCO_USER,
             denominator_exclusion=HAS_HOSPICE_SERVICES,
+            exclusion_reasons=(HOSPICE,),
             numerator=CESSATION_INTERVENTION,
         ),
         Group(
             initial_population=INITIAL_POPULATION,
             denominator_exclusion=HAS_HOSPICE_SERVICES,
+            exclusion_reasons=(HOSPICE,),
             numerator=MOST_RECENT_TOBACCO_USE_SCREENING_INDICATES_TOBACCO_NON_USER
             | (MOST_RECENT_TOBACCO_USE_SCREENING_INDICATES_TOBACCO_USER & CESSATION_INTERVENTION),
         ),

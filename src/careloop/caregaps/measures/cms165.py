@@ -6,18 +6,24 @@ from careloop.caregaps.dsl import (
     LOINC,
     MP,
     Code,
+    Row,
     Span,
     age_between,
     exists,
+    exists_for,
     months_after_start,
     valueset,
 )
 from careloop.caregaps.library import (
     ENCOUNTER_INPATIENT,
+    FRAILTY,
     HAS_HOSPICE_SERVICES,
     HAS_PALLIATIVE_CARE_IN_THE_MEASUREMENT_PERIOD,
+    HOSPICE,
     IS_AGE_66_OR_OLDER_LIVING_LONG_TERM_IN_A_NURSING_HOME,
     IS_AGE_66_TO_80_WITH_ADVANCED_ILLNESS_AND_FRAILTY_OR_81_OR_OLDER_WITH_FRAILTY,
+    NURSING_HOME,
+    PALLIATIVE,
     QUALIFYING_ENCOUNTERS,
     RESULT_STATUSES,
     condition,
@@ -28,7 +34,7 @@ from careloop.caregaps.library import (
     procedure,
     verified,
 )
-from careloop.caregaps.measure import Group, Measure
+from careloop.caregaps.measure import Closing, Group, Measure
 from careloop.caregaps.sql import Cond
 
 CKD_STAGE_5 = valueset("Chronic Kidney Disease, Stage 5", "2.16.840.1.113883.3.526.3.1002")
@@ -92,14 +98,30 @@ DENOMINATOR_EXCLUSIONS = (
 
 DISQUALIFYING_ENCOUNTER = encounter(ENCOUNTER_INPATIENT, ED_VISIT).where(is_encounter_performed)
 
-# "Qualifying ... Blood Pressure Reading": not taken during an inpatient or emergency
-# encounter. (The second branch of the CQL union, readings whose own encounter is of
-# an outpatient class, needs Observation.encounter, which the facts do not keep; see
-# docs/caregaps.md.)
-QUALIFYING_BLOOD_PRESSURE_READING = (
-    observation(BLOOD_PRESSURE_PANEL)
-    .where(lambda o: o.category_is("vital-signs"), lambda o: o.status_in(*RESULT_STATUSES))
-    .without(DISQUALIFYING_ENCOUNTER, lambda bp, e: bp.latest.during_day(e.period))
+NON_OUTPATIENT_CLASSES = ("EMER", "IMP", "ACUTE", "NONAC", "PRENC", "SS")
+
+
+def _not_during_disqualifying_encounter(bp: Row) -> Cond:
+    return ~exists_for(bp, DISQUALIFYING_ENCOUNTER, lambda e: bp.latest.during_day(e.period))
+
+
+def _own_encounter_is_outpatient(bp: Row) -> Cond:
+    """not (BloodPressure.encounter.getEncounter().class.code in {...}): the reading
+    names its encounter, which careloop holds, of another class."""
+    return exists_for(
+        bp,
+        encounter(),
+        lambda e: e.is_encounter_of(bp) & ~e.category_in(*NON_OUTPATIENT_CLASSES),
+    ) & bp.latest.during_day(MP)
+
+
+# "Qualifying ... Blood Pressure Reading": the union of readings not taken during an
+# inpatient or emergency encounter and readings in the period whose own encounter is
+# not of an inpatient or emergency class.
+QUALIFYING_BLOOD_PRESSURE_READING = observation(BLOOD_PRESSURE_PANEL).where(
+    lambda o: o.category_is("vital-signs"),
+    lambda o: o.status_in(*RESULT_STATUSES),
+    lambda o: _not_during_disqualifying_encounter(o) | _own_encounter_is_outpatient(o),
 )
 ON_MOST_RECENT_BLOOD_PRESSURE_DAY = QUALIFYING_BLOOD_PRESSURE_READING.on_most_recent_day()
 
@@ -125,11 +147,23 @@ MEASURE = Measure(
     id="CMS165",
     title="Controlling High Blood Pressure",
     url="https://madie.cms.gov/Measure/CMS165FHIRControllingHighBloodPressure",
+    closing=(Closing(QUALIFYING_BLOOD_PRESSURE_READING, 12),),
     groups=(
         Group(
             initial_population=INITIAL_POPULATION,
             denominator_exclusion=DENOMINATOR_EXCLUSIONS,
             numerator=NUMERATOR,
+            exclusion_reasons=(
+                HOSPICE,
+                ("pregnancy_or_renal", PREGNANCY_OR_RENAL_DIAGNOSIS),
+                (
+                    "end_stage_renal_disease",
+                    END_STAGE_RENAL_DISEASE_PROCEDURES | END_STAGE_RENAL_DISEASE_ENCOUNTER,
+                ),
+                FRAILTY,
+                NURSING_HOME,
+                PALLIATIVE,
+            ),
         ),
     ),
 )

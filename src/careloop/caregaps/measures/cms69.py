@@ -18,6 +18,8 @@ from careloop.caregaps.dsl import (
 from careloop.caregaps.library import (
     HAS_HOSPICE_SERVICES,
     HAS_PALLIATIVE_CARE_IN_THE_MEASUREMENT_PERIOD,
+    HOSPICE,
+    PALLIATIVE,
     RESULT_STATUSES,
     condition,
     encounter,
@@ -27,7 +29,7 @@ from careloop.caregaps.library import (
     procedure,
     service_request,
 )
-from careloop.caregaps.measure import Group, Measure
+from careloop.caregaps.measure import Closing, Group, Measure
 from careloop.caregaps.sql import Cond
 
 ENCOUNTER_TO_EVALUATE_BMI = valueset("Encounter to Evaluate BMI", "2.16.840.1.113883.3.600.1.1751")
@@ -223,11 +225,13 @@ MEASURE = Measure(
     id="CMS69",
     title="Preventive Care and Screening: BMI Screening and Follow-Up Plan",
     url=URL,
+    closing=(Closing(observation(BMI_RATIO).where(lambda o: o.status_in(*RESULT_STATUSES)), 12),),
     groups=(
         Group(
             initial_population=INITIAL_POPULATION,
             denominator_exclusion=DENOMINATOR_EXCLUSIONS,
             numerator=NUMERATOR,
+            exclusion_reasons=(HOSPICE, PALLIATIVE, ("pregnancy", IS_PREGNANT)),
             denominator_exception=MEDICAL_REASON_FOR_NOT_DOCUMENTING_A_FOLLOW_UP_PLAN
             | MEDICAL_OR_PATIENT_REASON_FOR_NOT_PERFORMING_BMI_EXAM,
         ),

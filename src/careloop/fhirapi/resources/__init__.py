@@ -9,6 +9,7 @@ from careloop.fhirapi.resources import (  # noqa: F401 - imported to register
     auditevent,
     consent,
     coverage,
+    measurereport,
     observation,
     patient,
 )
