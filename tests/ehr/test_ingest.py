@@ -12,6 +12,8 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
+from careloop.caregaps.evaluate import Period, measure_evaluate
+from careloop.caregaps.models import PatientMeasureResult
 from careloop.clinical.models import ClinicalFact
 from careloop.ehr.ingest import import_paths, reprocess_quarantine
 from careloop.ehr.models import (
@@ -336,3 +338,22 @@ def test_patients_in_bulk_are_still_matched_one_by_one_when_they_could_be_someon
     review = MatchReview.objects.get()
     assert {review.incoming_id, review.candidate_id} == {records["h2"], records["h3"]}
     assert "Brandt" not in review.reason
+
+
+def test_an_import_re_evaluates_the_care_gaps_of_the_patients_it_touched(
+    shared_data: Path,
+) -> None:
+    case = shared_data / "ecqm" / "tests" / "CMS125" / "01c88972-84e2-4594-835b-924481b9990a"
+    run = measure_evaluate(measure="CMS125", period=Period.year(2026))
+    assert not PatientMeasureResult.objects.filter(run=run).exists()
+
+    import_paths([case], source_name="ehr")
+
+    patient = SourceRecord.objects.get(resource_type="Patient", resource_id=case.name).patient
+    result = PatientMeasureResult.objects.get(run=run, patient=patient)
+    # The official expectation for this case: in the denominator, excluded.
+    assert (result.initial_population, result.denominator, result.denominator_exclusion) == (
+        True,
+        True,
+        True,
+    )

@@ -41,6 +41,7 @@ import orjson
 from django.db import connection, transaction
 from django.db.models import OuterRef, Subquery
 
+from careloop.caregaps.evaluate import caregaps_refresh
 from careloop.clinical.models import ClinicalFact
 from careloop.core import bulk
 from careloop.core.bulk import model_field
@@ -279,6 +280,8 @@ class Importer:
         self.medications = MedicationIndex(self._stored_medication)
         self.patients: dict[str, uuid.UUID] = {}
         self.targets: dict[tuple[str, str], uuid.UUID | None] = {}
+        # Patients whose data this run changed: their care gaps are re-evaluated at the end.
+        self.touched: set[uuid.UUID] = set()
         self.new_records = bulk.Rows(SourceRecord, SOURCE_RECORD_FIELDS)
         self.run_cache = RunCache()
         self.adapters = bulk.adapters()
@@ -536,7 +539,10 @@ class Importer:
         a = self.adapters
         source_name = self.source.name
         for incoming, fact in mapped:
-            patient = a.uid(self.patients.get(fact.subject))
+            patient_id = self.patients.get(fact.subject)
+            if patient_id is not None:
+                self.touched.add(patient_id)
+            patient = a.uid(patient_id)
             start, end, recorded = a.dt(fact.start), a.dt(fact.end), a.dt(fact.recorded)
             updated = a.dt(incoming.updated)
             encounter = fv.reference_id(incoming.resource.get("encounter"), "Encounter") or ""
@@ -657,6 +663,8 @@ class Importer:
             )
             self.summary.add(rtype, "updated" if result.changed else "unchanged")
         self.targets[(rtype, incoming.resource_id)] = result.target_id
+        if result.patient_id is not None and result.changed:
+            self.touched.add(result.patient_id)
         if rtype == "Patient" and result.patient_id is not None:
             self.patients[incoming.resource_id] = result.patient_id
 
@@ -687,8 +695,10 @@ class Importer:
 
     def finish(self) -> ImportRun:
         self.flush()
-        resolve_facts(self.source)
+        self.touched.update(resolve_facts(self.source))
         self._retry_waiting()
+        # Only the patients this import touched are re-evaluated (careloop.caregaps).
+        caregaps_refresh(patient_ids=sorted(self.touched))
         run = self.run
         run.counts = self.summary.counts
         run.finished_at = now()
@@ -728,16 +738,31 @@ class Importer:
             )
 
 
-def resolve_facts(source: Source) -> int:
-    """Give facts whose patient has since arrived their patient; return how many."""
+def resolve_facts(source: Source) -> set[uuid.UUID]:
+    """Give facts whose patient has since arrived their patient; return those patients."""
     patient = SourceRecord.objects.filter(
         source=source,
         resource_type="Patient",
         resource_id=OuterRef("subject_ref"),
         patient__isnull=False,
     ).values("patient_id")[:1]
+    waiting = (
+        ClinicalFact.objects.filter(source_system=source.name, patient__isnull=True)
+        .exclude(subject_ref="")
+        .values("subject_ref")
+    )
+    patients = set(
+        SourceRecord.objects.filter(
+            source=source,
+            resource_type="Patient",
+            patient__isnull=False,
+            resource_id__in=Subquery(waiting),
+        ).values_list("patient_id", flat=True)
+    )
+    if not patients:
+        return set()
     with transaction.atomic():
-        return (
+        (
             ClinicalFact.objects.filter(source_system=source.name, patient__isnull=True)
             .exclude(subject_ref="")
             .filter(
@@ -749,6 +774,7 @@ def resolve_facts(source: Source) -> int:
             )
             .update(patient=Subquery(patient))
         )
+    return patients
 
 
 def reprocess(*, importer: Importer, items: Sequence[QuarantineItem]) -> None:
