@@ -153,12 +153,12 @@ class Segment:
     fields: tuple[str, ...]
     delimiters: Delimiters
 
-    def raw(self, number: int) -> str:
+    def encoded(self, number: int) -> str:
         return self.fields[number] if number < len(self.fields) else ""
 
     def repeats(self, number: int) -> list[Composite]:
         """Every non-empty repetition of field `number`."""
-        raw = self.raw(number)
+        raw = self.encoded(number)
         if self.name == "MSH" and number <= 2:
             return [Composite(raw, self.delimiters)] if raw else []
         return [
@@ -170,7 +170,7 @@ class Segment:
     def get(self, number: int, component: int = 1, subcomponent: int = 1) -> str:
         """The unescaped value of the first repetition of field `number`."""
         if self.name == "MSH" and number <= 2:
-            return self.raw(number)
+            return self.encoded(number)
         found = self.repeats(number)
         return found[0].get(component, subcomponent) if found else ""
 
@@ -350,7 +350,7 @@ def ack_build(
     header = message.header if message is not None else None
 
     def original(number: int) -> str:
-        return header.raw(number) if header is not None else ""
+        return header.encoded(number) if header is not None else ""
 
     trigger = header.get(9, 2) if header is not None else ""
     stamp = at.astimezone(datetime.UTC).strftime("%Y%m%d%H%M%S") + "+0000"
