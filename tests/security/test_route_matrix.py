@@ -36,6 +36,7 @@ import pytest
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
+from careloop.caregaps.models import MeasureRun, PatientMeasureResult
 from careloop.clinical.models import ClinicalFact
 from careloop.consent.models import ConsentRecord
 from careloop.core import clock
@@ -136,6 +137,7 @@ ROUTE_SAMPLES: dict[tuple[str, str], Callable[[World], Any]] = {
     ("fhir:Observation-read", "resource_id"): lambda world: ClinicalFact.objects.create(
         patient=world.patient, kind="observation", system="http://loinc.org", code="4548-4"
     ).id,
+    ("fhir:MeasureReport-read", "resource_id"): lambda world: _measure_result(world).pk,
     ("fhir:AuditEvent-read", "resource_id"): lambda world: audit_record(
         action="config.change", actor_kind="system", actor_id="matrix"
     ).id,
@@ -147,6 +149,17 @@ ROUTE_SAMPLES: dict[tuple[str, str], Callable[[World], Any]] = {
     ("fhir:export_file", "file_name"): lambda world: "Patient.ndjson",
     ("fhir:unknown", "rest"): lambda world: "Medication",
 }
+
+
+def _measure_result(world: World) -> PatientMeasureResult:
+    run = MeasureRun.objects.create(
+        measure="CMS125",
+        period_start=datetime.date(2026, 1, 1),
+        period_end=datetime.date(2026, 12, 31),
+        as_of=datetime.date(2026, 12, 31),
+        started_at=clock.now(),
+    )
+    return PatientMeasureResult.objects.create(run=run, patient=world.patient, group=1)
 
 
 def _matrix_source() -> Source:
