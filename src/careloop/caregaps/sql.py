@@ -9,6 +9,7 @@ as parameters) and the database vendor (the few date functions that differ).
 
 from __future__ import annotations
 
+import abc
 import datetime
 import itertools
 from collections.abc import Callable, Iterator
@@ -108,11 +109,11 @@ class Ctx:
         return value if self.vendor == "postgresql" else f"{value:+d}"
 
 
-class Cond:
+class Cond(abc.ABC):
     """A boolean SQL condition, combined with `&`, `|` and `~`."""
 
-    def sql(self, ctx: Ctx) -> Fragment:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def sql(self, ctx: Ctx) -> Fragment: ...
 
     def __and__(self, other: Cond) -> Cond:
         return Junction("AND", (self, other))

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from careloop.ehr.fhir_values import reference_id
 from careloop.ehr.models import ImportRun, Source
 
 
@@ -71,15 +72,4 @@ def record_handler(resource_type: str) -> Callable[[RecordHandler], RecordHandle
 def subject_id(resource: dict[str, Any], key: str = "subject") -> str | None:
     """The source's patient id from a reference like {"reference": "Patient/123"}
     (also "urn:uuid:123" and absolute URLs ending in Patient/123)."""
-    ref = resource.get(key)
-    if not isinstance(ref, dict):
-        return None
-    text = ref.get("reference")
-    if not isinstance(text, str) or not text:
-        return None
-    if text.startswith("urn:uuid:"):
-        return text[9:] or None
-    head, _, tail = text.split("/_history", 1)[0].rstrip("/").rpartition("/")
-    if head.rpartition("/")[2] != "Patient" or not tail:
-        return None
-    return tail
+    return reference_id(resource.get(key), "Patient")

@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import OuterRef, Subquery
 
 from careloop.caregaps.evaluate import caregaps_refresh
@@ -781,7 +781,6 @@ def reprocess(*, importer: Importer, items: Sequence[QuarantineItem]) -> None:
     """Run quarantined items through `importer` again; resolved ones are closed."""
     for item in items:
         raw = item.payload.encode()
-        importer.batch_size = max(importer.batch_size, 1)
         before = importer.summary.total("quarantined") + importer.summary.total("waiting")
         importer.feed(reader.Item(origin=item.origin, line=item.line, raw=raw))
         importer.flush()
@@ -859,7 +858,3 @@ def reprocess_quarantine(
         reprocess(importer=importer, items=group)
         last = importer.finish()
     return last
-
-
-def connection_vendor() -> str:
-    return connection.vendor

@@ -40,7 +40,7 @@ from careloop.ehr.handlers import (
 )
 from careloop.ehr.identity import Clean, NewPatientRows, clean, new_patient_rows
 from careloop.ehr.records_patients import coverage_summary, coverage_values, incoming_patient
-from careloop.ehr.records_practice import APPOINTMENT_STATUSES, _participant, appointment_type
+from careloop.ehr.records_practice import APPOINTMENT_STATUSES, appointment_type, participant
 from careloop.patients.lifecycle import lifecycle_recompute
 from careloop.patients.models import (
     ContactPoint,
@@ -167,7 +167,7 @@ AppointmentValues = tuple[
 def _appointment(
     ctx: RecordContext, resource: dict[str, Any], cache: RunCache
 ) -> AppointmentValues | RecordResult:
-    source_patient = _participant(resource, "Patient")
+    source_patient = participant(resource, "Patient")
     if source_patient is None:
         raise Reject("Appointment: no patient participant")
     patient_id = ctx.patient_for(source_patient)
@@ -180,14 +180,14 @@ def _appointment(
     start = fv.instant(resource.get("start"))
     if start is None:
         raise Reject("Appointment: start missing")
-    practitioner = _participant(resource, "Practitioner")
+    practitioner = participant(resource, "Practitioner")
     provider_id = ctx.target_for("Practitioner", practitioner) if practitioner else None
     provider_location = cache.location_of(provider_id) if provider_id else None
     if provider_id is None or provider_location is None:
         raise Reject(
             "Appointment: practitioner is not a careloop provider (not yet imported, or no NPI)"
         )
-    location_source = _participant(resource, "Location")
+    location_source = participant(resource, "Location")
     location_id = ctx.target_for("Location", location_source) if location_source else None
     type_code, minutes = cache.appointment_type(resource)
     end = fv.instant(resource.get("end")) or start + datetime.timedelta(minutes=minutes)

@@ -217,7 +217,7 @@ APPOINTMENT_STATUSES = {
 }
 
 
-def _participant(resource: dict[str, Any], resource_type: str) -> str | None:
+def participant(resource: dict[str, Any], resource_type: str) -> str | None:
     for participant in fv.items(resource, "participant"):
         if resource_type == "Patient":
             found = subject_id(participant, "actor")
@@ -260,7 +260,7 @@ def appointment_record(
 ) -> RecordResult:
     status = APPOINTMENT_STATUSES.get(fv.text(resource.get("status")))
     held = Appointment.objects.filter(pk=target_id).first() if target_id else None
-    source_patient = _participant(resource, "Patient")
+    source_patient = participant(resource, "Patient")
     if source_patient is None:
         raise Reject("Appointment: no patient participant")
     patient_id = ctx.patient_for(source_patient)
@@ -303,14 +303,14 @@ def _appointment_values(
     start = fv.instant(resource.get("start"))
     if start is None:
         raise Reject("Appointment: start missing")
-    practitioner = _participant(resource, "Practitioner")
+    practitioner = participant(resource, "Practitioner")
     provider_id = ctx.target_for("Practitioner", practitioner) if practitioner else None
     provider = Provider.objects.filter(pk=provider_id).first() if provider_id else None
     if provider is None:
         raise Reject(
             "Appointment: practitioner is not a careloop provider (not yet imported, or no NPI)"
         )
-    location_source = _participant(resource, "Location")
+    location_source = participant(resource, "Location")
     location_id = ctx.target_for("Location", location_source) if location_source else None
     kind = appointment_type(resource)
     end = fv.instant(resource.get("end")) or start + datetime.timedelta(minutes=kind.minutes)
