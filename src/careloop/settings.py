@@ -304,6 +304,9 @@ OUTREACH_LEASE_SECONDS = env_int("OUTREACH_LEASE_SECONDS", 120, minimum=5)
 OUTREACH_MAX_ATTEMPTS = env_int("OUTREACH_MAX_ATTEMPTS", 8, minimum=1)
 OUTREACH_RETRY_BASE_SECONDS = 30.0
 OUTREACH_RETRY_MAX_SECONDS = 6 * 60 * 60.0
+# A closed care gap is attributed to the latest outreach message sent to the patient
+# within this many days before the closing event (careloop.caregaps.gaps).
+CAREGAP_ATTRIBUTION_DAYS = env_int("CAREGAP_ATTRIBUTION_DAYS", 90, minimum=1)
 
 # --- lifecycle stages (careloop.patients.lifecycle) ------------------------------------
 LIFECYCLE_DORMANT_MONTHS = env_int("DORMANT_MONTHS", 24, minimum=1)

@@ -105,46 +105,70 @@ USED_VALUESETS = "valuesets"
 
 
 def _member(ctx: Ctx, alias: str, refs: tuple[ValueSetRef | Code, ...], *, value: bool) -> Cond:
-    """The row's code (or coded value) is in one of the value sets or is one of the codes."""
+    """The row's code (or coded value) is in one of the value sets or is one of the codes.
+
+    The sets' codes are compiled in as parameters, per code system: the planner then
+    knows how many facts each code has (the (kind, code) index and its statistics)
+    instead of guessing at a join with the terminology tables.
+    """
+    from careloop.caregaps.terminology import valueset_members
+
     system, code = (
         (col("value_system"), col("value_code")) if value else (col("system"), col("code"))
     )
-    conds: list[Cond] = []
     oids = [r.oid for r in refs if isinstance(r, ValueSetRef)]
+    ctx.valuesets.update(oids)
+    if ctx.correlated:
+        return _member_correlated(alias, refs, system=system, code=code)
+    by_system: dict[str, set[str]] = {
+        s: set(codes) for s, codes in valueset_members(oids=oids, using=ctx.using).items()
+    }
+    for ref in refs:
+        if isinstance(ref, Code):
+            by_system.setdefault(ref.system, set()).add(ref.code)
+    if not by_system:
+        return FALSE
+    every = sorted(set().union(*by_system.values()))
+    texts: list[str] = []
+    exact_params: list[Any] = []
+    for name, codes in by_system.items():
+        text, params = ctx.in_list(f"{alias}.{code}", sorted(codes))
+        texts.append(f"({alias}.{system} = %s AND {text})")
+        exact_params.extend([name, *params])
+    exact = " OR ".join(texts)
+    if len(by_system) == 1:
+        return Raw(f"({exact})", tuple(exact_params))
+    # Several systems: every code first, so one index probe serves them all.
+    lead, lead_params = ctx.in_list(f"{alias}.{code}", every)
+    return Raw(f"{lead} AND ({exact})", (*lead_params, *exact_params))
+
+
+def _member_correlated(
+    alias: str, refs: tuple[ValueSetRef | Code, ...], *, system: str, code: str
+) -> Cond:
+    """For a few patients the (patient, kind) index leads and the code is checked per
+    fact against the terminology table: planning a statement with every code as a
+    parameter would cost more than running it."""
+    from careloop.caregaps.models import ValueSetCode
+
+    conds: list[Cond] = []
+    oids = tuple(r.oid for r in refs if isinstance(r, ValueSetRef))
     if oids:
-        ctx.valuesets.update(oids)
-        table = _vscode_table()
         marks = ", ".join(["%s"] * len(oids))
-        # `code IN (the sets' codes)` first: the planner unique-ifies the codes and
-        # probes the facts' (kind, code) index with each, instead of hashing every fact
-        # of the kind; the EXISTS then checks the code system too.
-        # (For a few patients the (patient, kind) index leads; no prefilter then.)
-        member = (
-            f"EXISTS (SELECT 1 FROM {table} v WHERE v.value_set_id IN ({marks}) "  # noqa: S608
-            f"AND v.system = {alias}.{system} AND v.code = {alias}.{code})"
-        )
-        if ctx.correlated:
-            conds.append(Raw(member, tuple(oids)))
-        else:
-            conds.append(
-                Raw(
-                    f"{alias}.{code} IN (SELECT v0.code FROM {table} v0 "  # noqa: S608
-                    f"WHERE v0.value_set_id IN ({marks})) AND {member}",
-                    (*oids, *oids),
-                )
+        conds.append(
+            Raw(
+                f"EXISTS (SELECT 1 FROM {ValueSetCode._meta.db_table} v "  # noqa: S608
+                f"WHERE v.value_set_id IN ({marks}) "
+                f"AND v.system = {alias}.{system} AND v.code = {alias}.{code})",
+                oids,
             )
+        )
     conds.extend(
         Raw(f"{alias}.{system} = %s AND {alias}.{code} = %s", (ref.system, ref.code))
         for ref in refs
         if isinstance(ref, Code)
     )
     return any_of(*conds)
-
-
-def _vscode_table() -> str:
-    from careloop.caregaps.models import ValueSetCode
-
-    return ValueSetCode._meta.db_table
 
 
 # --- time -------------------------------------------------------------------------------
@@ -633,9 +657,17 @@ class Facts:
                 inner_sql, row_sql = point(inner).expr, point(row).expr
                 if day:
                     inner_sql, row_sql = c.day(inner_sql), c.day(row_sql)
-                correlated = f"{inner.c('patient')} = {row.c('patient')}"
+                if c.correlated:
+                    correlated = f"{inner.c('patient')} = {row.c('patient')}"
+                    return Raw(
+                        f"{row_sql} = (SELECT MAX({inner_sql}) {frm} AND {correlated})",
+                        tuple(params),
+                    )
+                # Over the population: each patient's latest once, not once per row.
+                patient = inner.c("patient")
                 return Raw(
-                    f"{row_sql} = (SELECT MAX({inner_sql}) {frm} AND {correlated})",
+                    f"({row.c('patient')}, {row_sql}) IN (SELECT {patient}, MAX({inner_sql}) "
+                    f"{frm}{c.only_within(patient)} GROUP BY {patient})",
                     tuple(params),
                 )
 

@@ -19,6 +19,10 @@ numerator exclusion only inside the numerator.
 from __future__ import annotations
 
 import datetime
+import enum
+import functools
+import itertools
+import re
 import time
 import uuid
 from collections.abc import Sequence
@@ -29,6 +33,7 @@ from django.db import connections, transaction
 from django.db.models import Count, Q
 
 from careloop.caregaps.dsl import PATIENT, P, column, pcol
+from careloop.caregaps.gaps import care_gaps_after_refresh, care_gaps_after_run
 from careloop.caregaps.measure import POPULATIONS, Group, Measure, measure_get
 from careloop.caregaps.models import MeasureRun, PatientMeasureResult
 from careloop.caregaps.sql import Cond, Ctx
@@ -88,16 +93,24 @@ def _met_until(
     return sql, params
 
 
+@dataclass(frozen=True)
+class _Slot:
+    """Where a value known only at execution goes in compiled parameters: the run's
+    id (`index` -1) or the i-th patient's id. Compiled statements are cached."""
+
+    index: int
+
+
+_RUN = _Slot(-1)
+
+
 def _scope(ctx: Ctx, patient_ids: Sequence[uuid.UUID] | None) -> tuple[str, list[Any]]:
     if patient_ids is None:
         return "", []
-    connection = connections[ctx.using]
-    pk = Patient._meta.pk
-    assert pk is not None  # noqa: S101 - every model has one
-    ids = [pk.get_db_prep_value(i, connection) for i in patient_ids]
-    if not ids:
+    if not patient_ids:
         return " AND 1 = 0", []
-    return f" AND {P}.id IN ({', '.join(['%s'] * len(ids))})", ids
+    slots = [_Slot(i) for i in range(len(patient_ids))]
+    return f" AND {P}.id IN ({', '.join(['%s'] * len(slots))})", slots
 
 
 def _status_sql(measure: Measure) -> str:
@@ -108,6 +121,8 @@ def _status_sql(measure: Measure) -> str:
         "CASE WHEN t.d = 0 THEN 'not_applicable' "
         "WHEN t.x = 1 OR (t.n = 0 AND t.e = 1) THEN 'excluded' "
         f"WHEN NOT ({met}) THEN 'overdue' "
+        # Met in the period's terms, but what met it has lapsed by the as-of day.
+        "WHEN t.u IS NOT NULL AND t.u < %s THEN 'overdue' "
         "WHEN t.u IS NOT NULL AND t.u < %s THEN 'due_soon' "
         "ELSE 'met' END"
     )
@@ -118,7 +133,7 @@ def group_statement(
     group: Group,
     *,
     measure: Measure,
-    run_id: int,
+    run_id: Any,
     number: int,
     patient_ids: Sequence[uuid.UUID] | None,
     as_of: datetime.date,
@@ -137,14 +152,21 @@ def group_statement(
             [*where_params, *scope[1]],
         )
         ctx.within = population
-        where, where_params = f"{P}.id IN (SELECT pid FROM {population})", []  # noqa: S608
+        ctx.join_sets = True
+        # The population drives the statement; the sets join onto its patients only.
+        source = f"{population} ip JOIN {PATIENT} {P} ON {P}.id = ip.pid"
+        where, where_params = "1 = 1", []
+    else:
+        source = f"{PATIENT} {P}"
     try:
         return _group_statement(
             ctx, group, measure=measure, run_id=run_id, number=number, scope=scope,
-            where=(where, where_params), as_of=as_of, horizon_days=horizon_days,
+            source=source, where=(where, where_params), as_of=as_of, horizon_days=horizon_days,
         )  # fmt: skip
     finally:
         ctx.within = None
+        ctx.join_sets = False
+        ctx.joins = []
 
 
 def _group_statement(
@@ -152,9 +174,10 @@ def _group_statement(
     group: Group,
     *,
     measure: Measure,
-    run_id: int,
+    run_id: Any,
     number: int,
     scope: tuple[str, list[Any]],
+    source: str,
     where: tuple[str, list[Any]],
     as_of: datetime.date,
     horizon_days: int,
@@ -196,10 +219,11 @@ def _group_statement(
     else:
         columns.append("CAST(NULL AS DATE) AS u")
         join = ""
+    join += "".join(f" LEFT JOIN {name} ON {name}.pid = {P}.id" for name in ctx.joins)
     merged = pcol("merged_into")
     inner = (
         # Identifiers from model metadata and compiled criteria; values are parameters.
-        f"SELECT {P}.id AS pid, {', '.join(columns)} FROM {PATIENT} {P}{join} "  # noqa: S608
+        f"SELECT {P}.id AS pid, {', '.join(columns)} FROM {source}{join} "  # noqa: S608
         f"WHERE {P}.{merged} IS NULL AND ({where[0]}){scope[0]}"
     )
     params = [*params, *until_params, *where[1], *scope[1]]
@@ -225,24 +249,35 @@ def _group_statement(
     sql = (
         f"INSERT INTO {table} ({target_sql}) "  # noqa: S608 - identifiers only
         f"SELECT %s, t.pid, %s, {', '.join(rules)}, t.s, {_status_sql(measure)}, "
-        f"{due}, {reason} FROM ({inner}) t"
+        f"{due}, {reason} FROM ({inner}{_FENCE[ctx.vendor]}) t"
     )
     horizon = ctx.date(as_of + datetime.timedelta(days=horizon_days))
-    return sql, [run_id, number, horizon, ctx.date(ctx.end.date()), *params]
+    return sql, [run_id, number, ctx.date(as_of), horizon, ctx.date(ctx.end.date()), *params]
+
+
+# Keeps the inner select from being merged into the INSERT: merged, each criterion
+# would be copied into every rule that reads it, and planned and run that many times.
+_FENCE = {"postgresql": " OFFSET 0", "sqlite": " LIMIT -1"}
 
 
 def _compile(
     measure: Measure,
     *,
     period: Period,
-    run_id: int,
-    patient_ids: Sequence[uuid.UUID] | None,
+    patient_count: int | None,
     as_of: datetime.date,
     horizon_days: int,
     using: str,
 ) -> tuple[list[tuple[str, list[Any]]], set[str]]:
+    """The measure's statements, with `_Slot`s for the run and the patients (None:
+    everyone; else how many). Cached: the text and parameters depend only on the
+    arguments (value sets are cached per process, careloop.caregaps.terminology)."""
+    key = (measure.id, period, patient_count, as_of, horizon_days, using)
+    cached = _compiled.get(key)
+    if cached is not None:
+        return cached
     start, end = period.bounds()
-    correlated = patient_ids is not None and len(patient_ids) <= CORRELATED_MAX
+    correlated = patient_count is not None and patient_count <= CORRELATED_MAX
     ctx = Ctx(
         start=start,
         end=end,
@@ -251,20 +286,52 @@ def _compile(
         correlated=correlated,
         materialize=not correlated,
     )
+    slots = None if patient_count is None else [uuid.UUID(int=0)] * patient_count
     statements = [
         group_statement(
             ctx,
             group,
             measure=measure,
-            run_id=run_id,
+            run_id=_RUN,
             number=number,
-            patient_ids=patient_ids,
+            patient_ids=slots,
             as_of=as_of,
             horizon_days=horizon_days,
         )
         for number, group in enumerate(measure.groups, start=1)
     ]
-    return _with_sets(ctx, statements), ctx.valuesets
+    compiled = _with_sets(ctx, statements), ctx.valuesets
+    if len(_compiled) >= COMPILED_MAX:
+        _compiled.pop(next(iter(_compiled)))
+    _compiled[key] = compiled
+    return compiled
+
+
+_compiled: dict[tuple[Any, ...], tuple[list[tuple[str, list[Any]]], set[str]]] = {}
+COMPILED_MAX = 64
+
+
+def _bind(
+    statements: list[tuple[str, list[Any]]],
+    *,
+    run_id: int,
+    patient_ids: Sequence[uuid.UUID] | None,
+    using: str,
+) -> list[tuple[str, list[Any]]]:
+    """The statements with the run's id and the patients' ids in their slots."""
+    connection = connections[using]
+    pk = Patient._meta.pk
+    assert pk is not None  # noqa: S101 - every model has one
+    ids = [pk.get_db_prep_value(i, connection) for i in patient_ids or ()]
+
+    def value(param: Any) -> Any:
+        if isinstance(param, _Slot):
+            return run_id if param.index < 0 else ids[param.index]
+        if isinstance(param, enum.Enum):
+            return param.value
+        return param
+
+    return [(sql, [value(p) for p in params]) for sql, params in statements]
 
 
 def _with_sets(ctx: Ctx, statements: list[tuple[str, list[Any]]]) -> list[tuple[str, list[Any]]]:
@@ -273,13 +340,15 @@ def _with_sets(ctx: Ctx, statements: list[tuple[str, list[Any]]]) -> list[tuple[
     drops."""
     make: list[tuple[str, list[Any]]] = []
     drop: list[tuple[str, list[Any]]] = []
-    for (select_sql, params), name in ctx.sets.items():
+    for name, (select_sql, params) in ctx.set_selects.items():
         make.append((f"DROP TABLE IF EXISTS {name}", []))
         create = f"CREATE TEMPORARY TABLE {name} AS SELECT DISTINCT pid FROM ({select_sql}) s"  # noqa: S608
         make.append((create, list(params)))
         if ctx.vendor == "postgresql":
             # Temporary tables have no statistics until analysed; the planner needs them.
             make.append((f"ANALYZE {name}", []))
+        else:
+            make.append((f"CREATE UNIQUE INDEX {name}_pid ON {name} (pid)", []))
         drop.append((f"DROP TABLE {name}", []))
     return [*make, *statements, *drop]
 
@@ -324,6 +393,7 @@ def measure_evaluate(
         run.seconds = time.perf_counter() - began
         run.save(update_fields=["finished_at", "seconds"])
         _audit(actor, resource_id=str(run.pk))
+        care_gaps_after_run(run=run, using=using)
     return run
 
 
@@ -339,28 +409,113 @@ def _audit(actor: Any, *, resource_id: str) -> None:
     )
 
 
-def _execute(
-    measure: Measure, run: MeasureRun, *, patient_ids: Sequence[uuid.UUID] | None, using: str
-) -> None:
+def _run_compiled(
+    measure: Measure, run: MeasureRun, *, patient_count: int | None, using: str
+) -> tuple[list[tuple[str, list[Any]]], set[str]]:
     assert run.as_of is not None  # noqa: S101 - every run since 0002 has one
-    statements, oids = _compile(
+    return _compile(
         measure,
         period=Period(run.period_start, run.period_end),
-        run_id=run.pk,
-        patient_ids=patient_ids,
+        patient_count=patient_count,
         as_of=run.as_of,
         horizon_days=run.horizon_days,
         using=using,
     )
-    valuesets_ensure(oids=oids)
+
+
+def _execute(
+    measure: Measure,
+    run: MeasureRun,
+    *,
+    patient_ids: Sequence[uuid.UUID] | None,
+    using: str,
+    ensure: bool = True,
+) -> None:
+    count = None if patient_ids is None else len(patient_ids)
+    compiled, oids = _run_compiled(measure, run, patient_count=count, using=using)
+    if ensure:
+        valuesets_ensure(oids=oids)
+    statements = _bind(compiled, run_id=run.pk, patient_ids=patient_ids, using=using)
+    population = patient_ids is None or len(patient_ids) > CORRELATED_MAX
+    if connections[using].vendor == "postgresql":
+        _execute_postgresql(statements, population=population, using=using)
+        return
     with connections[using].cursor() as cursor:
-        if connections[using].vendor == "postgresql":
-            # For this transaction only: bitmaps over a kind's facts stay exact with
-            # more memory, and JIT compiling costs more than these statements save.
-            cursor.execute("SET LOCAL work_mem = '64MB'")
-            cursor.execute("SET LOCAL jit = off")
         for sql, params in statements:
             cursor.execute(sql, params)
+
+
+def _execute_postgresql(
+    statements: list[tuple[str, list[Any]]], *, population: bool, using: str
+) -> None:
+    """Run the statements with settings for this work only.
+
+    Bitmaps over a kind's facts stay exact with more memory, and JIT compiling costs
+    more than these statements save. Over the population, the criteria's stacked
+    filters are estimated at a row or two, and a nested loop built on that estimate
+    rescans a set of thousands per fact: hash joins are the right plan at this scale.
+    For a few patients, planning a statement costs more than running it: they are
+    prepared once per connection, with a generic plan, on a server-side binding
+    cursor (Django's binds on the client, which the server cannot reuse).
+    """
+    connection = connections[using]
+    connection.ensure_connection()
+    settings = {
+        "work_mem": "64MB",
+        "jit": "off",
+        "enable_nestloop": "off" if population else "on",
+        "plan_cache_mode": "auto" if population else "force_generic_plan",
+    }
+    raw = connection.connection
+    # Django turns preparing off (threshold None); explicit prepare=True needs it on.
+    # Django's own cursors bind on the client and never prepare either way.
+    threshold, raw.prepare_threshold = raw.prepare_threshold, PREPARE_NEVER_AUTOMATICALLY
+    try:
+        _execute_prepared(raw, statements, settings=settings, prepare=not population)
+    finally:
+        raw.prepare_threshold = threshold
+
+
+# Large enough that psycopg prepares only what is asked for explicitly.
+PREPARE_NEVER_AUTOMATICALLY = 2**31 - 1
+
+
+def _execute_prepared(
+    raw: Any, statements: list[tuple[str, list[Any]]], *, settings: dict[str, str], prepare: bool
+) -> None:
+    import psycopg
+
+    names = list(settings)
+    marks = ", ".join(f"set_config(${2 * i + 1}, ${2 * i + 2}, true)" for i in range(len(names)))
+    with psycopg.RawCursor(raw) as cursor:
+        # Three round trips, not two per setting: a refresh runs this for every measure.
+        cursor.execute(
+            "SELECT " + ", ".join(f"current_setting(${i + 1})" for i in range(len(names))),
+            names,
+        )
+        before = cursor.fetchone()
+        assert before is not None  # noqa: S101 - a SELECT without FROM gives one row
+        cursor.execute(f"SELECT {marks}", [v for n in names for v in (n, settings[n])])
+        for sql, params in statements:
+            # The server's own placeholders: psycopg need not parse the text (it
+            # caches that only for short statements).
+            cursor.execute(_native_placeholders(sql), params, prepare=prepare)
+        # Back to the values before, for the rest of the caller's transaction (a failed
+        # statement rolls these back with it).
+        cursor.execute(
+            f"SELECT {marks}", [v for n, b in zip(names, before, strict=True) for v in (n, b)]
+        )
+
+
+@functools.lru_cache(maxsize=512)
+def _native_placeholders(sql: str) -> str:
+    """`%s` placeholders as PostgreSQL's `$1, $2, ...` (the compiled text has no
+    other `%`)."""
+    numbers = itertools.count(1)
+    return _PLACEHOLDER.sub(lambda _match: f"${next(numbers)}", sql)
+
+
+_PLACEHOLDER = re.compile("%s")
 
 
 def current_runs(*, using: str = "default") -> list[MeasureRun]:
@@ -384,13 +539,22 @@ def caregaps_refresh(*, patient_ids: Sequence[uuid.UUID], using: str = "default"
     with transaction.atomic(using=using):
         for start in range(0, len(ids), REFRESH_CHUNK):
             chunk = ids[start : start + REFRESH_CHUNK]
+            oids: set[str] = set()
             for run in runs:
-                PatientMeasureResult.objects.using(using).filter(
-                    run=run, patient_id__in=chunk
-                ).delete()
-                _execute(measure_get(run.measure), run, patient_ids=chunk, using=using)
+                oids |= _run_compiled(
+                    measure_get(run.measure), run, patient_count=len(chunk), using=using
+                )[1]
+            valuesets_ensure(oids=oids)
+            PatientMeasureResult.objects.using(using).filter(
+                run__in=runs, patient_id__in=chunk
+            ).delete()
+            for run in runs:
+                _execute(
+                    measure_get(run.measure), run, patient_ids=chunk, using=using, ensure=False
+                )
         if runs:
             _audit(None, resource_id=",".join(str(run.pk) for run in runs)[:64])
+        care_gaps_after_refresh(runs=runs, patient_ids=ids, using=using)
     return len(runs)
 
 

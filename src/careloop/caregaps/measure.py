@@ -83,7 +83,7 @@ class Measure:
 
 @cache
 def measures() -> dict[str, Measure]:
-    """Every measure in careloop.caregaps.measures, by id (CMS125, ...)."""
+    """Every measure in careloop.caregaps.measures, by id (CMS125, ..., AWV, FLU)."""
     from careloop.caregaps import measures as package
 
     found: dict[str, Measure] = {}
@@ -92,7 +92,16 @@ def measures() -> dict[str, Measure]:
         measure = getattr(module, "MEASURE", None)
         if isinstance(measure, Measure):
             found[measure.id] = measure
-    return dict(sorted(found.items(), key=lambda item: int(item[0][3:])))
+    return dict(sorted(found.items(), key=lambda item: _registry_order(item[0])))
+
+
+def _registry_order(measure_id: str) -> tuple[int, int, str]:
+    """CMS measures first, by number (CMS2 before CMS69 before CMS117); then the
+    practice-defined gaps (AWV, DM-EYE...) by id."""
+    number = measure_id[3:]
+    if measure_id.startswith("CMS") and number.isdigit():
+        return 0, int(number), ""
+    return 1, 0, measure_id
 
 
 def measure_get(measure_id: str) -> Measure:

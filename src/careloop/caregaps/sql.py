@@ -12,6 +12,7 @@ from __future__ import annotations
 import abc
 import datetime
 import itertools
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -42,9 +43,15 @@ class Ctx:
     # PostgreSQL, turns semi-joins into per-patient rescans). Key: its SQL and params.
     materialize: bool = False
     sets: dict[tuple[str, tuple[Any, ...]], str] = field(default_factory=dict)
+    # Each set's name and its select, in the order they were made.
+    set_selects: dict[str, Fragment] = field(default_factory=dict)
     # A set holding the initial population: the criteria after it only need facts of
     # its patients (most measures' populations are a small part of the practice).
     within: str | None = None
+    # While the group statement compiles: sets are LEFT JOINed to the patient row
+    # (`joins`, in order) and a membership is `<set>.pid IS NOT NULL`.
+    join_sets: bool = False
+    joins: list[str] = field(default_factory=list)
 
     _aliases: Iterator[int] = field(default_factory=itertools.count)
 
@@ -53,14 +60,24 @@ class Ctx:
         per compilation when `materialize` is on."""
         if not self.materialize:
             return Raw(f"p.id IN ({select_sql})", tuple(params))  # noqa: S608
-        return Raw(f"p.id IN (SELECT pid FROM {self.set_name(select_sql, params)})")  # noqa: S608
+        name = self.set_name(select_sql, params)
+        if self.join_sets:
+            # In the group statement: a LEFT JOIN per set. PostgreSQL does not hash an
+            # IN (subquery) inside a CASE and would rescan the set for every patient.
+            if name not in self.joins:
+                self.joins.append(name)
+            return Raw(f"{name}.pid IS NOT NULL")
+        return Raw(f"p.id IN (SELECT pid FROM {name})")  # noqa: S608
 
     def set_name(self, select_sql: str, params: list[Any] | tuple[Any, ...]) -> str:
         """The temporary table that will hold this select's patients (made up here)."""
-        key = (select_sql, tuple(params))
+        # The same criterion compiled twice differs only in its made-up aliases (an
+        # exclusion is compiled for the population and again for its reason).
+        key = (_canonical_aliases(select_sql), tuple(_hashable(p) for p in params))
         name = self.sets.get(key)
         if name is None:
             name = self.sets[key] = f"cg_set_{len(self.sets)}"
+            self.set_selects[name] = (select_sql, list(params))
         return name
 
     def only_within(self, patient_sql: str) -> str:
@@ -68,6 +85,13 @@ class Ctx:
         if self.within is None or self.correlated:
             return ""
         return f" AND {patient_sql} IN (SELECT pid FROM {self.within})"  # noqa: S608
+
+    def in_list(self, expr: str, values: list[str]) -> Fragment:
+        """`expr` is one of `values`: one array parameter on PostgreSQL, a list of
+        parameters on SQLite."""
+        if self.vendor == "postgresql":
+            return f"{expr} = ANY(%s)", [values]
+        return f"{expr} IN ({', '.join(['%s'] * len(values))})", list(values)
 
     def alias(self, stem: str = "f") -> str:
         return f"{stem}{next(self._aliases)}"
@@ -107,6 +131,23 @@ class Ctx:
 
     def int_param(self, value: int) -> Any:
         return value if self.vendor == "postgresql" else f"{value:+d}"
+
+
+_ALIAS = re.compile(r"\b([fs])(\d+)\b")
+
+
+def _canonical_aliases(sql: str) -> str:
+    """The SQL with the aliases made by `Ctx.alias` renumbered by first appearance."""
+    seen: dict[str, str] = {}
+
+    def rename(match: re.Match[str]) -> str:
+        return seen.setdefault(match.group(0), f"{match.group(1)}{len(seen)}")
+
+    return _ALIAS.sub(rename, sql)
+
+
+def _hashable(value: Any) -> Any:
+    return tuple(value) if isinstance(value, list) else value
 
 
 class Cond(abc.ABC):

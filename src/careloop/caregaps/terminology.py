@@ -164,14 +164,19 @@ def valuesets_load(*, expansions: list[Expansion]) -> int:
         ]
         ValueSetCode.objects.bulk_create(rows, batch_size=BATCH)
         written += len(rows)
+    _members.clear()
     return written
 
 
 def valuesets_ensure(*, oids: Iterable[str]) -> None:
-    """Load the shipped expansions when any of `oids` is not in the tables yet."""
+    """Load the shipped expansions when any of `oids` is not in the tables yet (and
+    the practice value sets among them: careloop.caregaps.valuesets_local)."""
     wanted = set(oids)
     if not wanted:
         return
+    from careloop.caregaps.valuesets_local import local_valuesets_ensure
+
+    local_valuesets_ensure(oids=wanted)
     present = set(ValueSet.objects.filter(oid__in=wanted).values_list("oid", flat=True))
     if present == wanted:
         return
@@ -180,3 +185,30 @@ def valuesets_ensure(*, oids: Iterable[str]) -> None:
     missing = sorted(wanted - present)
     if missing:
         raise TerminologyError(f"value sets not available: {', '.join(missing)}")
+
+
+# The codes of value sets, per process: measures compile them into their SQL as
+# parameters (careloop.caregaps.dsl). Expansions change only through `valuesets_load`,
+# which clears this; another process sees a reload after its restart.
+_members: dict[tuple[str, str], dict[str, tuple[str, ...]]] = {}
+
+
+def valueset_members(*, oids: Iterable[str], using: str = "default") -> dict[str, tuple[str, ...]]:
+    """The codes of the value sets `oids` together, by code system (loading the
+    shipped expansions first when one is missing)."""
+    wanted = sorted(set(oids))
+    members: dict[str, set[str]] = {}
+    if any((using, oid) not in _members for oid in wanted):
+        valuesets_ensure(oids=wanted)  # may reload, which empties the cache
+    missing = [oid for oid in wanted if (using, oid) not in _members]
+    if missing:
+        found: dict[str, dict[str, list[str]]] = {oid: {} for oid in missing}
+        rows = ValueSetCode.objects.using(using).filter(value_set_id__in=missing)
+        for oid, system, code in rows.values_list("value_set_id", "system", "code"):
+            found[oid].setdefault(system, []).append(code)
+        for oid, systems in found.items():
+            _members[(using, oid)] = {s: tuple(sorted(c)) for s, c in systems.items()}
+    for oid in wanted:
+        for system, codes in _members[(using, oid)].items():
+            members.setdefault(system, set()).update(codes)
+    return {system: tuple(sorted(codes)) for system, codes in sorted(members.items())}

@@ -88,9 +88,14 @@ def _merge(
             continue
         if field.model is Patient:
             continue  # merged_into itself
-        count = related._default_manager.filter(**{field.name: duplicate}).update(
-            **{field.name: survivor}
-        )
+        # Rows derived from others (care-gap results and gaps) say how they merge.
+        merge_rows = getattr(related, "merge_rows", None)
+        if merge_rows is not None:
+            count = merge_rows(survivor=survivor, duplicate=duplicate)
+        else:
+            count = related._default_manager.filter(**{field.name: duplicate}).update(
+                **{field.name: survivor}
+            )
         if count:
             moved[related._meta.label] = count
     at = now()
