@@ -14,6 +14,7 @@ urlpatterns = [
     path("patients/", include("careloop.patients.urls")),
     path("patients/", include("careloop.consent.urls")),
     path("patients/", include("careloop.patients.urls_registration")),
+    path("caregaps/", include("careloop.caregaps.urls")),
     path("emergency-access/", include("careloop.security.break_glass_urls")),
     path("audit/", include("careloop.security.urls_audit")),
     path("integration/", include("careloop.ehr.urls")),
