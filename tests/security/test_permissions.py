@@ -80,10 +80,11 @@ def test_only_admin_and_the_console_manage_users_configuration_and_keys() -> Non
         assert {row for row in TABLE if allowed(row, Op.WRITE, resource)} == {Role.ADMIN, CONSOLE}
 
 
-def test_the_console_loads_patient_data_but_never_reads_or_exports_it() -> None:
+def test_the_console_loads_patient_data_never_reads_it_and_exports_only_measure_reports() -> None:
     for resource in PATIENT_DATA:
         assert not allowed(CONSOLE, Op.READ, resource)
-        assert not allowed(CONSOLE, Op.EXPORT, resource)
+        # The one export: `careloop caregaps report` (FHIR MeasureReports), clinical.
+        assert allowed(CONSOLE, Op.EXPORT, resource) == (resource == Resource.CLINICAL)
     assert allowed(CONSOLE, Op.WRITE, Resource.DEMOGRAPHICS)
     assert not allowed(CONSOLE, Op.WRITE, Resource.NOTES)
 
@@ -116,7 +117,14 @@ def test_patient_data_export_is_not_routine_for_any_role_but_marketing_contact_l
         for resource in PATIENT_DATA
         if allowed(role, Op.EXPORT, resource)
     }
-    assert exporters == {(Role.MARKETING, Resource.CONTACT)}
+    # The console's MeasureReport export (`careloop caregaps report`) is for payer
+    # exchange and audits, each one audited.
+    # The care coordinator's recall worklist CSV (careloop.caregaps.views.export_csv).
+    assert exporters == {
+        (Role.MARKETING, Resource.CONTACT),
+        (CONSOLE, Resource.CLINICAL),
+        (Role.CARE_COORDINATOR, Resource.CLINICAL),
+    }
 
 
 def test_unknown_role_may_do_nothing() -> None:

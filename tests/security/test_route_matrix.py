@@ -100,6 +100,8 @@ SAMPLES: dict[str, Callable[[World], Any]] = {
         "Matrix", "Twin", datetime.date(1970, 1, 1), primary_provider=world.patient.primary_provider
     ).id,
     "path": lambda world: "careloop/app.css",
+    # A care-gap worklist (careloop.caregaps.urls): any registered measure id.
+    "measure_id": lambda world: "CMS125",
     "kind": lambda world: "npp_ack",
     "contact_id": lambda world: add_contact(world.patient, "phone", "+1 217 555 0199").id,
     "coverage_id": lambda world: add_coverage(
@@ -148,6 +150,13 @@ ROUTE_SAMPLES: dict[tuple[str, str], Callable[[World], Any]] = {
     ("fhir:export_file", "job_id"): lambda world: world.export_id,
     ("fhir:export_file", "file_name"): lambda world: "Patient.ndjson",
     ("fhir:unknown", "rest"): lambda world: "Medication",
+}
+
+# Query strings for routes that answer nothing without parameters (FHIR operations), so
+# that the answer is about permission and not about a missing parameter.
+ROUTE_QUERIES: dict[str, str] = {
+    "fhir:measure_evaluate": "periodStart=2026-01-01&periodEnd=2026-12-31",
+    "fhir:measure_care_gaps": "periodStart=2026-01-01&periodEnd=2026-12-31&status=open-gap",
 }
 
 
@@ -281,7 +290,9 @@ def build_url(route: Route, world: World) -> str:
         f"add an example for route {route.label!r} (argument {missing[0]!r}) to SAMPLES in "
         "tests/security/test_route_matrix.py"
     )
-    return reverse(route.name, kwargs={a: sample(world) for a, sample in samples.items()})
+    url = reverse(route.name, kwargs={a: sample(world) for a, sample in samples.items()})
+    query = ROUTE_QUERIES.get(route.name, "")
+    return f"{url}?{query}" if query else url
 
 
 def fhir_access(role: Role) -> str:

@@ -54,26 +54,37 @@ class Caller:
         self, provider: Provider, interaction: str, *, patient_id: uuid.UUID | None = None
     ) -> None:
         """Scope and permission table both allow `interaction` on the provider's type."""
-        if not permits(self.scopes, provider.type, interaction):
+        self.require_type(provider.type, provider.resource, interaction, patient_id=patient_id)
+
+    def require_type(
+        self,
+        resource_type: str,
+        resource: Resource,
+        interaction: str,
+        *,
+        patient_id: uuid.UUID | None = None,
+    ) -> None:
+        """`require` for a type served outside the registry (Measure and its operations)."""
+        if not permits(self.scopes, resource_type, interaction):
             self.audit(
                 "access.denied",
-                resource_type=str(provider.resource),
+                resource_type=str(resource),
                 outcome="denied",
-                fields=(f"scope:{provider.type}.{interaction}",),
+                fields=(f"scope:{resource_type}.{interaction}",),
                 patient_id=patient_id,
             )
-            raise FhirError(403, "forbidden", f"the token's scopes do not cover {provider.type}")
+            raise FhirError(403, "forbidden", f"the token's scopes do not cover {resource_type}")
         try:
             require_integration(
                 role=self.client.role,
                 client_id=self.client.client_id,
                 op=Op.READ,
-                resource=provider.resource,
+                resource=resource,
                 request=self.request,
                 patient_id=patient_id,
             )
         except PermissionDenied:
-            raise FhirError(403, "forbidden", f"this client may not read {provider.type}") from None
+            raise FhirError(403, "forbidden", f"this client may not read {resource_type}") from None
 
     def audit(
         self,

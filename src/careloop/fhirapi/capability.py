@@ -1,7 +1,8 @@
 """The CapabilityStatement and SMART discovery document, built from the registry.
 
 They list only what is implemented: the registered types with read and search-type,
-their search parameters, `$export`, and the client-credentials token endpoint.
+their search parameters, `$export`, Measure with read, `$evaluate-measure` and
+`$care-gaps`, and the client-credentials token endpoint.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from careloop.core import clock
+from careloop.fhirapi.measure import measure_capability
 from careloop.fhirapi.registry import REGISTRY, instant
 
 SMART_SERVICE = "http://terminology.hl7.org/CodeSystem/restful-security-service"
@@ -57,7 +59,7 @@ def capability_statement(*, base: str, token_url: str) -> dict[str, Any]:
                     "service": [{"coding": [{"system": SMART_SERVICE, "code": "SMART-on-FHIR"}]}],
                     "description": "SMART Backend Services: client_credentials with a signed JWT",
                 },
-                "resource": [*map(_resource, REGISTRY), _group()],
+                "resource": [*map(_resource, REGISTRY), _group(), measure_capability()],
             }
         ],
     }
@@ -78,6 +80,7 @@ def smart_configuration(*, token_url: str) -> dict[str, Any]:
         "token_endpoint_auth_methods_supported": ["private_key_jwt"],
         "token_endpoint_auth_signing_alg_values_supported": ["RS384", "ES384"],
         "scopes_supported": ["system/*.read", "system/*.rs"]
-        + [f"system/{name}.read" for name in REGISTRY],
+        + [f"system/{name}.read" for name in REGISTRY]
+        + [f"system/{name}.read" for name in ("Measure", "Composition", "DetectedIssue")],
         "capabilities": ["client-confidential-asymmetric"],
     }

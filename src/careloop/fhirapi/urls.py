@@ -1,5 +1,6 @@
 """/fhir/r4/: one read, search and POST _search route per registered type, plus metadata,
-SMART discovery, the token endpoint and Bulk Data `$export`.
+SMART discovery, the token endpoint, Bulk Data `$export`, and the quality measures:
+`Measure/[id]`, `Measure/[id]/$evaluate-measure` and DEQM `Measure/$care-gaps`.
 
 Each data route carries `careloop_fhir_permission` (careloop.fhirapi.auth) for the
 route matrix; the discovery routes and the token endpoint are public.
@@ -14,6 +15,9 @@ from django.http.response import HttpResponseBase
 from django.urls import URLPattern, path, re_path
 
 from careloop.fhirapi import (
+    care_gaps,
+    evaluate_measure,
+    measure,
     resources,  # noqa: F401 - fills the registry
     views,
 )
@@ -69,6 +73,23 @@ def export_file(caller: Caller, job_id: Any, file_name: str) -> HttpResponseBase
     return views.export_file(caller, job_id, file_name)
 
 
+# Measure read needs the figures' permission (a definition, no patient in it); so does
+# $evaluate-measure, whose individual reports also need clinical read (checked inside).
+@fhir_endpoint(declared=(Op.READ, measure.MEASURE_RESOURCE))
+def measure_read(caller: Caller, measure_id: str) -> HttpResponse:
+    return measure.measure_read(caller, measure_id)
+
+
+@fhir_endpoint(methods=("GET", "POST"), declared=(Op.READ, measure.MEASURE_RESOURCE))
+def measure_evaluate(caller: Caller, measure_id: str) -> HttpResponse:
+    return evaluate_measure.evaluate_measure(caller, measure_id)
+
+
+@fhir_endpoint(methods=("GET", "POST"), declared=(Op.READ, Resource.CLINICAL))
+def measure_care_gaps(caller: Caller) -> HttpResponseBase:
+    return care_gaps.care_gaps(caller)
+
+
 def _public(view: Any, methods: tuple[str, ...] = ("GET",)) -> Any:
     return fhir_endpoint(methods=methods)(view)
 
@@ -88,6 +109,10 @@ urlpatterns = [
     path("Group/<str:group_id>/$export", group_export, name="group_export"),
     path("bulk-status/<uuid:job_id>", export_status, name="export_status"),
     path("bulk-files/<uuid:job_id>/<str:file_name>", export_file, name="export_file"),
+    # Before Measure/<id>, so "$care-gaps" is not taken for a measure id.
+    path("Measure/$care-gaps", measure_care_gaps, name="measure_care_gaps"),
+    path("Measure/<str:measure_id>/$evaluate-measure", measure_evaluate, name="measure_evaluate"),
+    path("Measure/<str:measure_id>", measure_read, name="Measure-read"),
     *[route for provider in REGISTRY.values() for route in _type_routes(provider)],
     re_path(r"^(?P<rest>.*)$", _public(_unknown, _ALL_METHODS), name="unknown"),
 ]

@@ -72,7 +72,8 @@ WRITE_ONLY: Final = frozenset({W})
 # - front_desk checks patients in and books them: identity, contact, coverage,
 #   appointments, consent, and logistics messages; never clinical facts or notes.
 # - care_coordinator works care gaps and referrals for her panel: clinical read (gaps
-#   are computed from it), notes, messages, consent, and the practice's figures.
+#   are computed from it), notes, messages, consent, and the practice's figures. She
+#   exports a care-gap recall worklist (clinical X) to call or mail the patients on it.
 # - clinician treats her patients: full clinical record, notes and messages; consent
 #   is read-only (recording it is the front desk's and coordinator's work).
 # - marketing reaches people who agreed to it: figures, de-identified rows, and contact
@@ -84,8 +85,10 @@ WRITE_ONLY: Final = frozenset({W})
 # - patient: nothing in the staff app; the portal has its own own-record rule.
 # - console (not a role: the operator running `careloop` commands on the host) manages
 #   accounts, tokens, configuration and keys, verifies the audit log, and loads patient
-#   data (demo, imports) write-only: no command reads, lists or exports a patient's
-#   record. A command that would must be granted here first, in review.
+#   data (demo, imports) write-only: no command reads or lists a patient's record. The
+#   one export is `careloop caregaps report` (FHIR MeasureReports for payers and audits:
+#   clinical export, each audited as `fhir.export`). Anything more must be granted here
+#   first, in review.
 # - integration is the EHR feeds' work queue: what an import quarantined (file, line,
 #   type, reason: no PHI). The admin runs the feeds, so she lists, re-processes and
 #   dismisses items; the care coordinator may list them too, because a quarantined
@@ -121,7 +124,9 @@ TABLE: Final[dict[str, dict[Resource, frozenset[Op]]]] = {
         Resource.CONTACT: RW,
         Resource.COVERAGE: RW,
         Resource.APPOINTMENTS: RW,
-        Resource.CLINICAL: READ_ONLY,
+        # X: the care-gap recall worklist as CSV (careloop.caregaps.views.export_csv),
+        # until journeys take the list in-app; password and code again, audited.
+        Resource.CLINICAL: frozenset({R, X}),
         Resource.NOTES: RW,
         Resource.CONSENT: RW,
         Resource.MESSAGES: RW,
@@ -156,7 +161,7 @@ TABLE: Final[dict[str, dict[Resource, frozenset[Op]]]] = {
         Resource.CONTACT: WRITE_ONLY,
         Resource.COVERAGE: WRITE_ONLY,
         Resource.APPOINTMENTS: WRITE_ONLY,
-        Resource.CLINICAL: WRITE_ONLY,
+        Resource.CLINICAL: frozenset({W, X}),
         Resource.CONSENT: WRITE_ONLY,
         Resource.AUDIT: READ_ONLY,
         Resource.USERS: RW,

@@ -1,10 +1,18 @@
-"""`careloop caregaps load-valuesets | evaluate`: the terminology, and measure runs.
+"""`careloop caregaps load-valuesets | evaluate | report`: terminology, runs, reports.
 
 `evaluate [--measure ID ...] [--period YEAR] [--as-of DATE] [--horizon DAYS]` evaluates
 the measures (all by default) over the whole population for the calendar year (by
 default the year of the as-of date, which defaults to today) and stores memberships and
 rolling statuses as of the date; it prints how many patients each run holds, not their
-rates (the console writes clinical data, it does not read it: docs/permissions.md).
+rates (the console does not browse clinical data: docs/permissions.md).
+
+`report --measure ID --period-start DATE --period-end DATE [--patient ID | --each]
+[--out FILE]` writes FHIR MeasureReports: `summary` by default, `individual` for one
+patient (careloop's id or the source system's Patient id), or one individual report per
+patient as NDJSON (`--each`). It reads the measure's current run when that is of exactly
+the period, else evaluates (careloop.caregaps.report.report_run). A report is a PHI
+export: audited as `fhir.export` by the console operator before the first byte is
+written. `--out` writes a temporary file beside FILE (mode 0600) and renames it.
 
 `load-valuesets`: without PATH, (re)loads the expansions shipped with careloop. PATH
 may be a folder in the published layout (`measures/<ID>/valuesets/*.json`), a ValueSet
@@ -15,13 +23,26 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import os
+import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from django.core.management.base import CommandParser
+import orjson
+from django.core.management.base import CommandError, CommandParser
 
 from careloop.caregaps.evaluate import DEFAULT_HORIZON_DAYS, Period, measure_evaluate
-from careloop.caregaps.measure import measure_get, measures
+from careloop.caregaps.measure import Measure, measure_get, measures
+from careloop.caregaps.report import (
+    PatientNotFound,
+    individual_report,
+    population_reports,
+    report_patient,
+    report_period,
+    report_run,
+    summary_report,
+)
 from careloop.caregaps.terminology import (
     SHIPPED,
     TerminologyError,
@@ -30,18 +51,31 @@ from careloop.caregaps.terminology import (
     valuesets_load,
     write_bundle,
 )
-from careloop.core.cli import CareloopCommand
+from careloop.core.cli import CareloopCommand, OneLineCommandParser
 from careloop.core.clock import now
+from careloop.security.audit import audit_record
 from careloop.security.console import console_actor
 from careloop.security.permissions import Op, Resource
 
 
+class _SubcommandParser(OneLineCommandParser):
+    """A subcommand's parser: its errors are one line on the command line too."""
+
+    command_name = "caregaps"
+
+
 class Command(CareloopCommand):
-    help = "Care gaps: load the value-set expansions; evaluate the measures."
-    permissions = ((Op.WRITE, Resource.CONFIG), (Op.WRITE, Resource.CLINICAL))
+    help = "Care gaps: load the value-set expansions; evaluate the measures; report."
+    # A report may evaluate (write) and exports MeasureReports (export); no subcommand
+    # lets the console browse a record.
+    permissions = (
+        (Op.WRITE, Resource.CONFIG),
+        (Op.WRITE, Resource.CLINICAL),
+        (Op.EXPORT, Resource.CLINICAL),
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
-        sub = parser.add_subparsers(dest="action", required=True)
+        sub = parser.add_subparsers(dest="action", required=True, parser_class=_SubcommandParser)
         load = sub.add_parser("load-valuesets", help="Load value-set expansions.")
         load.add_argument("path", nargs="?", type=Path, help=f"default: {SHIPPED.name}")
         load.add_argument("--save-bundle", type=Path, help="also write them as a bundle")
@@ -50,10 +84,21 @@ class Command(CareloopCommand):
         evaluate.add_argument("--period", type=int, metavar="YEAR")
         evaluate.add_argument("--as-of", type=_date, metavar="YYYY-MM-DD")
         evaluate.add_argument("--horizon", type=int, default=DEFAULT_HORIZON_DAYS, metavar="DAYS")
+        report = sub.add_parser("report", help="Write FHIR MeasureReports (summary by default).")
+        report.add_argument("--measure", required=True, metavar="ID")
+        # Dates are checked in `_report`, so a bad one is one line however it is run.
+        report.add_argument("--period-start", required=True, metavar="YYYY-MM-DD")
+        report.add_argument("--period-end", required=True, metavar="YYYY-MM-DD")
+        report.add_argument("--patient", metavar="ID", help="careloop's or the source's id")
+        report.add_argument("--each", action="store_true", help="one report per patient, NDJSON")
+        report.add_argument("--out", type=Path, metavar="FILE", help="default: standard output")
 
     def handle(self, *args: Any, **options: Any) -> None:
         if options["action"] == "evaluate":
             self._evaluate(options)
+            return
+        if options["action"] == "report":
+            self._report(options)
             return
         path: Path | None = options["path"]
         try:
@@ -87,6 +132,85 @@ class Command(CareloopCommand):
             self.stdout.write(
                 f"{measure.id:<8} {patients:>9} patients  {run.seconds or 0:7.2f} s  run {run.pk}"
             )
+
+    def _report(self, options: dict[str, Any]) -> None:
+        start = _report_date(options["period_start"], "--period-start")
+        end = _report_date(options["period_end"], "--period-end")
+        try:
+            period = report_period(start, end)
+            measure = measure_get(options["measure"])
+        except ValueError as error:
+            self.fail(f"--period-end: {error}")
+        except KeyError as error:
+            self.fail(str(error.args[0]))
+        if options["patient"] is not None and options["each"]:
+            self.fail("give --patient ID or --each, not both")
+        out: Path | None = options["out"]
+        if out is not None and not out.resolve().parent.is_dir():
+            self.fail(f"--out: the folder {out.resolve().parent} does not exist")
+        patient_id = None
+        if options["patient"] is not None:
+            try:
+                patient_id = report_patient(options["patient"])
+            except PatientNotFound as error:
+                self.fail(f"--patient: {error}", code=1)
+        run = report_run(
+            measure=measure, period=period, patient_id=patient_id, actor=console_actor()
+        )
+        kind = "individual" if patient_id else "each" if options["each"] else "summary"
+        _audit_export(measure, run.pk, kind, patient_id)
+        if options["each"]:
+            lines: Iterable[bytes] = (orjson.dumps(r) + b"\n" for r in population_reports(run))
+        else:
+            one = individual_report(run, patient_id) if patient_id else summary_report(run)
+            lines = [orjson.dumps(one, option=orjson.OPT_INDENT_2) + b"\n"]
+        if options["out"] is None:
+            for line in lines:
+                self.stdout.write(line.decode("utf-8"), ending="")
+            return
+        written = _write_atomically(options["out"], lines)
+        self.stderr.write(
+            f"{kind} report of {measure.id} written to {options['out']} ({written} lines)"
+        )
+
+
+def _report_date(text: str, option: str) -> datetime.date:
+    try:
+        return datetime.date.fromisoformat(text)
+    except ValueError:
+        raise CommandError(f"{option} takes a date as YYYY-MM-DD", returncode=2) from None
+
+
+def _audit_export(measure: Measure, run_id: int, kind: str, patient_id: Any) -> None:
+    """A report leaving careloop is an export of PHI (or of figures): recorded first."""
+    audit_record(
+        action="fhir.export",
+        actor=console_actor(),
+        patient_id=patient_id,
+        resource_type="MeasureReport",
+        resource_id=str(run_id),
+        fields=(f"measure={measure.id}", f"type={kind}"),
+    )
+
+
+def _write_atomically(target: Path, lines: Iterable[bytes]) -> int:
+    """Write to a temporary file beside `target` (owner-only), then rename it over
+    `target`: a reader never sees half a report, and a failure leaves no partial file."""
+    folder = target.resolve().parent
+    handle, temp = tempfile.mkstemp(dir=folder, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as out:
+            count = 0
+            for line in lines:
+                out.write(line)
+                count += 1
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(temp, target)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+    return count
 
 
 def _date(text: str) -> datetime.date:
