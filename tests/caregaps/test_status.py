@@ -7,73 +7,14 @@ import datetime
 from pathlib import Path
 from typing import Any
 
-import orjson
 import pytest
 
 from careloop.caregaps.evaluate import Period, caregaps_refresh, measure_evaluate
 from careloop.caregaps.models import MeasureRun, PatientMeasureResult
-from careloop.ehr.ingest import import_paths
-from careloop.ehr.models import SourceRecord
+from tests.caregaps.fhir_resources import import_resources, mammogram
+from tests.caregaps.gaps_practice import AS_OF, import_practice
 
 pytestmark = pytest.mark.django_db
-
-AS_OF = datetime.date(2026, 12, 1)
-OFFICE_VISIT = {"system": "http://snomed.info/sct", "code": "185463005"}
-HOSPICE_ENCOUNTER = {"system": "http://snomed.info/sct", "code": "183919006"}
-MAMMOGRAM = {"system": "http://loinc.org", "code": "24606-6"}
-IMAGING = "http://terminology.hl7.org/CodeSystem/observation-category"
-
-
-def _patient(pid: str, sex: str = "female") -> dict[str, Any]:
-    return {
-        "resourceType": "Patient",
-        "id": pid,
-        "name": [{"family": "Test", "given": [pid.title()]}],
-        "gender": sex,
-        "birthDate": "1970-05-01",
-    }
-
-
-def _encounter(pid: str, rid: str, day: str, coding: dict[str, str]) -> dict[str, Any]:
-    return {
-        "resourceType": "Encounter",
-        "id": rid,
-        "status": "finished",
-        "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "AMB"},
-        "type": [{"coding": [coding]}],
-        "subject": {"reference": f"Patient/{pid}"},
-        "period": {"start": f"{day}T09:00:00Z", "end": f"{day}T09:30:00Z"},
-    }
-
-
-def _mammogram(pid: str, rid: str, day: str) -> dict[str, Any]:
-    return {
-        "resourceType": "Observation",
-        "id": rid,
-        "status": "final",
-        "category": [{"coding": [{"system": IMAGING, "code": "imaging"}]}],
-        "code": {"coding": [MAMMOGRAM]},
-        "subject": {"reference": f"Patient/{pid}"},
-        "effectiveDateTime": f"{day}T10:00:00Z",
-    }
-
-
-def _write(folder: Path, resources: list[dict[str, Any]]) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    for resource in resources:
-        name = f"{resource['resourceType']}-{resource['id']}.json"
-        (folder / name).write_bytes(orjson.dumps(resource))
-    return folder
-
-
-def _import(folder: Path) -> None:
-    import_paths([folder], source_name="ehr")
-
-
-def _ids() -> dict[str, Any]:
-    return {
-        r.resource_id: r.patient_id for r in SourceRecord.objects.filter(resource_type="Patient")
-    }
 
 
 def _status(run: MeasureRun, patient_id: Any) -> tuple[str, datetime.date | None, str]:
@@ -83,28 +24,8 @@ def _status(run: MeasureRun, patient_id: Any) -> tuple[str, datetime.date | None
 
 @pytest.fixture
 def practice(tmp_path: Path) -> dict[str, Any]:
-    visit = "2026-03-10"
-    _import(
-        _write(
-            tmp_path / "first",
-            [
-                _patient("met"),
-                _encounter("met", "e1", visit, OFFICE_VISIT),
-                _mammogram("met", "m1", "2025-04-02"),
-                _patient("soon"),
-                _encounter("soon", "e2", visit, OFFICE_VISIT),
-                _mammogram("soon", "m2", "2024-10-20"),
-                _patient("never"),
-                _encounter("never", "e3", visit, OFFICE_VISIT),
-                _patient("hospice"),
-                _encounter("hospice", "e4", visit, OFFICE_VISIT),
-                _encounter("hospice", "e5", "2026-06-01", HOSPICE_ENCOUNTER),
-                _patient("man", "male"),
-                _encounter("man", "e6", visit, OFFICE_VISIT),
-            ],
-        )
-    )
-    return _ids()
+    """The practice of `gaps_practice` (met, soon, never, hospice, man)."""
+    return import_practice(tmp_path / "first")
 
 
 def test_statuses_say_met_until_due_soon_overdue_and_why_excluded(practice: dict[str, Any]) -> None:
@@ -131,7 +52,7 @@ def test_refresh_re_evaluates_only_the_touched_patients(
 ) -> None:
     run = measure_evaluate(measure="CMS125", period=Period.year(2026), as_of=AS_OF)
     untouched = PatientMeasureResult.objects.get(run=run, patient_id=practice["soon"]).pk
-    _import(_write(tmp_path / "second", [_mammogram("never", "m3", "2026-11-20")]))
+    import_resources(tmp_path / "second", [mammogram("never", "m3", "2026-11-20")])
 
     refreshed = caregaps_refresh(patient_ids=[practice["never"]])
 

@@ -527,15 +527,20 @@ def current_runs(*, using: str = "default") -> list[MeasureRun]:
     return list(latest.values())
 
 
-def caregaps_refresh(*, patient_ids: Sequence[uuid.UUID], using: str = "default") -> int:
-    """Re-evaluate these patients in every measure's current run (same period, as-of
-    date and horizon), replacing their rows: what an import calls after touching
-    them. Returns the number of runs refreshed. Runs in the caller's transaction when
-    there is one."""
+def caregaps_refresh(
+    *,
+    patient_ids: Sequence[uuid.UUID],
+    runs: Sequence[MeasureRun] | None = None,
+    using: str = "default",
+) -> int:
+    """Re-evaluate these patients in every measure's current run (or in `runs`: same
+    period, as-of date and horizon), replacing their rows: what an import calls after
+    touching them. Returns the number of runs refreshed. Runs in the caller's
+    transaction when there is one."""
     ids = list(dict.fromkeys(patient_ids))
     if not ids:
         return 0
-    runs = current_runs(using=using)
+    runs = list(runs) if runs is not None else current_runs(using=using)
     with transaction.atomic(using=using):
         for start in range(0, len(ids), REFRESH_CHUNK):
             chunk = ids[start : start + REFRESH_CHUNK]

@@ -1,10 +1,12 @@
 """`careloop caregaps load-valuesets | evaluate | report`: terminology, runs, reports.
 
-`evaluate [--measure ID ...] [--period YEAR] [--as-of DATE] [--horizon DAYS]` evaluates
-the measures (all by default) over the whole population for the calendar year (by
-default the year of the as-of date, which defaults to today) and stores memberships and
-rolling statuses as of the date; it prints how many patients each run holds, not their
-rates (the console does not browse clinical data: docs/permissions.md).
+`evaluate [--measure ID ...] [--period YEAR] [--as-of DATE] [--horizon DAYS]
+[--patient ID]` evaluates the measures (all by default) over the whole population for
+the calendar year (by default the year of the as-of date, which defaults to today),
+stores memberships and rolling statuses as of the date and brings the gaps in line,
+with a progress bar on standard error; it prints a table of counts per status (no
+patient in it). With `--patient` (careloop's id or the source system's Patient id) it
+re-evaluates that one patient in the measures' current runs, as an import would.
 
 `report --measure ID --period-start DATE --period-end DATE [--patient ID | --each]
 [--out FILE]` writes FHIR MeasureReports: `summary` by default, `individual` for one
@@ -25,15 +27,24 @@ import argparse
 import datetime
 import os
 import tempfile
+import uuid
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import orjson
 from django.core.management.base import CommandError, CommandParser
+from django.db.models import Count
 
-from careloop.caregaps.evaluate import DEFAULT_HORIZON_DAYS, Period, measure_evaluate
+from careloop.caregaps.evaluate import (
+    DEFAULT_HORIZON_DAYS,
+    Period,
+    caregaps_refresh,
+    current_runs,
+    measure_evaluate,
+)
 from careloop.caregaps.measure import Measure, measure_get, measures
+from careloop.caregaps.models import GapStatus, MeasureRun, PatientMeasureResult
 from careloop.caregaps.report import (
     PatientNotFound,
     individual_report,
@@ -84,6 +95,9 @@ class Command(CareloopCommand):
         evaluate.add_argument("--period", type=int, metavar="YEAR")
         evaluate.add_argument("--as-of", type=_date, metavar="YYYY-MM-DD")
         evaluate.add_argument("--horizon", type=int, default=DEFAULT_HORIZON_DAYS, metavar="DAYS")
+        evaluate.add_argument(
+            "--patient", metavar="ID", help="only this patient (careloop's or the source's id)"
+        )
         report = sub.add_parser("report", help="Write FHIR MeasureReports (summary by default).")
         report.add_argument("--measure", required=True, metavar="ID")
         # Dates are checked in `_report`, so a bad one is one line however it is run.
@@ -119,19 +133,68 @@ class Command(CareloopCommand):
             chosen = [measure_get(m) for m in options["measure"]] or list(measures().values())
         except KeyError as error:
             self.fail(str(error.args[0]))
+        if options["patient"] is not None:
+            self._evaluate_patient(options["patient"], chosen)
+            return
         self.stdout.write(f"period {period.start} to {period.end}, statuses as of {as_of}")
-        for measure in chosen:
-            run = measure_evaluate(
-                measure=measure,
-                period=period,
-                as_of=as_of,
-                horizon_days=options["horizon"],
-                actor=console_actor(),
+        runs: list[MeasureRun] = []
+        for done, measure in enumerate(chosen):
+            self._progress(done, len(chosen), f"{measure.id}...")
+            runs.append(
+                measure_evaluate(
+                    measure=measure,
+                    period=period,
+                    as_of=as_of,
+                    horizon_days=options["horizon"],
+                    actor=console_actor(),
+                )
             )
-            patients = run.results.values("patient").distinct().count()
-            self.stdout.write(
-                f"{measure.id:<8} {patients:>9} patients  {run.seconds or 0:7.2f} s  run {run.pk}"
-            )
+        self._progress(len(chosen), len(chosen), "done")
+        self._summary(runs)
+
+    def _evaluate_patient(self, key: str, chosen: list[Measure]) -> None:
+        """One patient: re-evaluated in the measures' current runs, gaps updated (what an
+        import of that patient's records does)."""
+        try:
+            patient_id = report_patient(key)
+        except PatientNotFound as error:
+            self.fail(f"--patient: {error}", code=1)
+        wanted = {m.id for m in chosen}
+        current = [run for run in current_runs() if run.measure in wanted]
+        if not current:
+            self.fail("no whole-population run of these measures yet: evaluate without --patient")
+        caregaps_refresh(patient_ids=[patient_id], runs=current)
+        self._summary(current, patient_id=patient_id)
+
+    def _progress(self, done: int, total: int, label: str) -> None:
+        """A progress bar on standard error (one line rewritten on a terminal)."""
+        width = 30
+        filled = width * done // max(total, 1)
+        line = f"[{'#' * filled}{'.' * (width - filled)}] {done}/{total} {label}"
+        if self.stderr.isatty():
+            self.stderr.write(f"\r{line:<70}", ending="\n" if done == total else "")
+            self.stderr.flush()
+        else:
+            self.stderr.write(line)
+
+    def _summary(self, runs: list[MeasureRun], *, patient_id: uuid.UUID | None = None) -> None:
+        """Counts per rolling status (no patient in them), per measure and group."""
+        statuses = [s for s, _label in GapStatus.choices]
+        header = f"{'measure':<10} {'group':>5} " + " ".join(f"{s:>14}" for s in statuses)
+        self.stdout.write(header + f" {'seconds':>8}  run")
+        for run in runs:
+            rows = PatientMeasureResult.objects.filter(run=run)
+            if patient_id is not None:
+                rows = rows.filter(patient_id=patient_id)
+            counts: dict[tuple[int, str], int] = {
+                (r["group"], r["status"]): r["n"]
+                for r in rows.values("group", "status").annotate(n=Count("id"))
+            }
+            groups = sorted({g for g, _s in counts}) or [1]
+            for group in groups:
+                cells = " ".join(f"{counts.get((group, s), 0):>14,}" for s in statuses)
+                seconds = f"{run.seconds or 0:8.2f}" if patient_id is None else f"{'':>8}"
+                self.stdout.write(f"{run.measure:<10} {group:>5} {cells} {seconds}  {run.pk}")
 
     def _report(self, options: dict[str, Any]) -> None:
         start = _report_date(options["period_start"], "--period-start")
