@@ -134,7 +134,7 @@ def test_observation_categories_are_the_fhir_ones(small_export: Path) -> None:
         o["category"][0]["coding"][0]["code"]
         for o in read_ndjson(small_export / "Observation.ndjson")
     }
-    assert categories <= {"vital-signs", "laboratory", "survey", "social-history"}
+    assert categories <= {"vital-signs", "laboratory", "survey", "social-history", "imaging"}
     assert {"vital-signs", "laboratory"} <= categories
 
 

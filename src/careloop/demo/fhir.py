@@ -28,7 +28,8 @@ Resource = dict[str, Any]
 US_CORE = "http://hl7.org/fhir/us/core/StructureDefinition/"
 OBS_CATEGORY = "http://terminology.hl7.org/CodeSystem/observation-category"
 CONDITION_CATEGORY = "http://terminology.hl7.org/CodeSystem/condition-category"
-ACT_CODE = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
+ACT_CODE = v.ACT_CODE
+CLASS_DISPLAY = {"AMB": "ambulatory", "VR": "virtual", "HH": "home health"}
 PAYER_TYPE = "https://nahdo.org/sopt"
 SOPT = {
     "medicare": ("1", "MEDICARE"),
@@ -266,33 +267,55 @@ def appointments(rec: PatientRec) -> Iterator[Resource]:
         }
 
 
+def _timing(stem: str, fact: FactRec) -> dict[str, Any]:
+    """[stem]DateTime, or [stem]Period when the fact has an end."""
+    if fact.end is None:
+        return {f"{stem}DateTime": instant(fact.start)}
+    return {f"{stem}Period": {"start": instant(fact.start), "end": instant(fact.end)}}
+
+
+def _context(resource: Resource, fact: FactRec) -> Resource:
+    """The visit the fact belongs to and why it was done, where the fact says."""
+    if fact.encounter_id:
+        resource["encounter"] = {"reference": f"Encounter/{fact.encounter_id}"}
+    if fact.reason:
+        resource["reasonCode"] = [concept(fact.reason)]
+    return resource
+
+
 def _encounter(rec: PatientRec, fact: FactRec) -> Resource:
     virtual = fact.category == "VR"
     resource: Resource = {
         "resourceType": "Encounter",
         "id": str(fact.id),
         "meta": {"profile": [US_CORE + "us-core-encounter"]},
-        "status": "finished",
+        "status": fact.status,
         "class": {
             "system": ACT_CODE,
             "code": fact.category,
-            "display": "virtual" if virtual else "ambulatory",
+            "display": CLASS_DISPLAY.get(fact.category, fact.category),
         },
         "type": [concept(fact.code)],
         "subject": {"reference": f"Patient/{rec.id}"},
-        "participant": [{"individual": {"reference": f"Practitioner/{fact.provider_id}"}}],
         "period": {"start": instant(fact.start)},
-        "appointment": [{"reference": f"Appointment/{fact.appointment_id}"}],
     }
+    if fact.provider_id:
+        resource["participant"] = [
+            {"individual": {"reference": f"Practitioner/{fact.provider_id}"}}
+        ]
+    if fact.appointment_id:
+        resource["appointment"] = [{"reference": f"Appointment/{fact.appointment_id}"}]
     if fact.end:
         resource["period"]["end"] = instant(fact.end)
     if not virtual and fact.location_id:
         resource["location"] = [{"location": {"reference": f"Location/{fact.location_id}"}}]
+    if fact.reason:
+        resource["reasonCode"] = [concept(fact.reason)]
     return resource
 
 
 def _condition(rec: PatientRec, fact: FactRec) -> Resource:
-    return {
+    resource: Resource = {
         "resourceType": "Condition",
         "id": str(fact.id),
         "meta": {"profile": [US_CORE + "us-core-condition-problems-health-concerns"]},
@@ -300,7 +323,7 @@ def _condition(rec: PatientRec, fact: FactRec) -> Resource:
             "coding": [
                 {
                     "system": "http://terminology.hl7.org/CodeSystem/condition-clinical",
-                    "code": "active",
+                    "code": fact.status,
                 }
             ]
         },
@@ -326,8 +349,11 @@ def _condition(rec: PatientRec, fact: FactRec) -> Resource:
         "code": concept(fact.code, fact.alt),
         "subject": {"reference": f"Patient/{rec.id}"},
         "onsetDateTime": instant(fact.start),
-        "recordedDate": instant(fact.start),
+        "recordedDate": instant(fact.recorded or fact.start),
     }
+    if fact.end:
+        resource["abatementDateTime"] = instant(fact.end)
+    return resource
 
 
 def _quantity(value: float, unit: str) -> dict[str, Any]:
@@ -335,14 +361,15 @@ def _quantity(value: float, unit: str) -> dict[str, Any]:
 
 
 def _observation(rec: PatientRec, fact: FactRec) -> Resource:
+    categories = (fact.also_category, fact.category) if fact.also_category else (fact.category,)
     resource: Resource = {
         "resourceType": "Observation",
         "id": str(fact.id),
-        "status": "final",
-        "category": [{"coding": [{"system": OBS_CATEGORY, "code": fact.category}]}],
-        "code": concept(fact.code),
+        "status": fact.status,
+        "category": [{"coding": [{"system": OBS_CATEGORY, "code": c}]} for c in categories],
+        "code": concept(fact.code, fact.alt),
         "subject": {"reference": f"Patient/{rec.id}"},
-        "effectiveDateTime": instant(fact.start),
+        **_timing("effective", fact),
     }
     if fact.encounter_id:
         resource["encounter"] = {"reference": f"Encounter/{fact.encounter_id}"}
@@ -361,37 +388,44 @@ def _observation(rec: PatientRec, fact: FactRec) -> Resource:
 
 
 def _procedure(rec: PatientRec, fact: FactRec) -> Resource:
-    return {
+    resource: Resource = {
         "resourceType": "Procedure",
         "id": str(fact.id),
         "meta": {"profile": [US_CORE + "us-core-procedure"]},
-        "status": "completed",
+        "status": fact.status,
         "code": concept(fact.code, fact.alt),
         "subject": {"reference": f"Patient/{rec.id}"},
-        "performedDateTime": instant(fact.start),
+        **_timing("performed", fact),
     }
+    return _context(resource, fact)
 
 
 def _immunization(rec: PatientRec, fact: FactRec) -> Resource:
-    return {
+    resource: Resource = {
         "resourceType": "Immunization",
         "id": str(fact.id),
         "meta": {"profile": [US_CORE + "us-core-immunization"]},
-        "status": "completed",
+        "status": fact.status,
         "vaccineCode": concept(fact.code),
         "patient": {"reference": f"Patient/{rec.id}"},
         "occurrenceDateTime": instant(fact.start),
         "primarySource": True,
     }
+    if fact.encounter_id:
+        resource["encounter"] = {"reference": f"Encounter/{fact.encounter_id}"}
+    return resource
 
 
 def _medication(rec: PatientRec, fact: FactRec) -> Resource:
-    return {
+    bounds = {"start": instant(fact.start)}
+    if fact.end:
+        bounds["end"] = instant(fact.end)
+    resource: Resource = {
         "resourceType": "MedicationRequest",
         "id": str(fact.id),
         "meta": {"profile": [US_CORE + "us-core-medicationrequest"]},
         "status": fact.status,
-        "intent": "order",
+        "intent": fact.intent or "order",
         "category": [
             {
                 "coding": [
@@ -404,9 +438,25 @@ def _medication(rec: PatientRec, fact: FactRec) -> Resource:
         ],
         "medicationCodeableConcept": concept(fact.code),
         "subject": {"reference": f"Patient/{rec.id}"},
-        "authoredOn": instant(fact.start),
-        "requester": {"reference": f"Practitioner/{rec.primary_provider_id}"},
+        "authoredOn": instant(fact.recorded or fact.start),
+        "requester": {"reference": f"Practitioner/{fact.provider_id or rec.primary_provider_id}"},
+        "dosageInstruction": [{"timing": {"repeat": {"boundsPeriod": bounds}}}],
     }
+    return _context(resource, fact)
+
+
+def _service_request(rec: PatientRec, fact: FactRec) -> Resource:
+    resource: Resource = {
+        "resourceType": "ServiceRequest",
+        "id": str(fact.id),
+        "status": fact.status,
+        "intent": fact.intent or "order",
+        "code": concept(fact.code),
+        "subject": {"reference": f"Patient/{rec.id}"},
+        "authoredOn": instant(fact.recorded or fact.start),
+        "requester": {"reference": f"Practitioner/{fact.provider_id or rec.primary_provider_id}"},
+    }
+    return _context(resource, fact)
 
 
 FACT_MAPPERS = {
@@ -416,6 +466,7 @@ FACT_MAPPERS = {
     "procedure": ("Procedure", _procedure),
     "immunization": ("Immunization", _immunization),
     "medication": ("MedicationRequest", _medication),
+    "service_request": ("ServiceRequest", _service_request),
 }
 
 
@@ -428,21 +479,13 @@ def facts(rec: PatientRec) -> Iterator[tuple[str, Resource]]:
 def service_requests(rec: PatientRec) -> Iterator[Resource]:
     """Referrals as ServiceRequests (category: referral); inbound ones name the sender."""
     for ref in rec.referrals:
-        status = {
-            "sent": "active",
-            "scheduled": "active",
-            "completed": "completed",
-            "closed": "completed",
-            "cancelled": "revoked",
-        }[ref.status]
+        status = v.REFERRAL_FHIR_STATUS[ref.status]
         resource: Resource = {
             "resourceType": "ServiceRequest",
             "id": str(ref.id),
             "status": status,
             "intent": "order",
-            "category": [
-                {"coding": [{"system": v.SNOMED, "code": "3457005", "display": "Patient referral"}]}
-            ],
+            "category": [{"coding": [coding(v.PATIENT_REFERRAL)]}],
             "code": {"text": f"Referral to {ref.specialty}"},
             "subject": {"reference": f"Patient/{rec.id}"},
             "authoredOn": instant(ref.created_at),

@@ -96,13 +96,14 @@ def generate_patient(
     location = person.state.location
     provider = rng.choice(panels.pediatric[location] if age < 18 else panels.adult[location])
     conditions = clinical.draw_conditions(rng, age=age, birth=person.birth_date, as_of=as_of)
+    profile = clinical.draw_profile(rng, age=age, conditions=conditions)
     ctx = visits.VisitContext(
         birth=person.birth_date,
         sex=person.sex,
         payer=coverages[0].category,
         registered=registered.date(),
         conditions=conditions,
-        smoking=clinical.draw_smoking(rng, age=age),
+        profile=profile,
         provider=provider,
         clinic_time_zone=practice.locations[location].time_zone,
     )
@@ -110,7 +111,17 @@ def generate_patient(
     facts = history.facts
     facts += clinical.condition_facts(rng, conditions)
     facts += clinical.medication_facts(rng, conditions, as_of=as_of)
-    facts += clinical.screening_facts(rng, age=age, sex=person.sex, as_of=as_of)
+    past = clinical.history_facts(
+        rng,
+        age=age,
+        sex=person.sex,
+        birth=person.birth_date,
+        conditions=conditions,
+        as_of=as_of,
+    )
+    facts += past.facts
+    facts += clinical.screening_facts(rng, age=age, sex=person.sex, as_of=as_of, history=past)
+    facts += clinical.eye_exam_facts(rng, conditions=conditions, as_of=as_of)
     facts += clinical.immunization_facts(rng, birth=person.birth_date, age=age, as_of=as_of)
     chronic = len(conditions.keys() - {"obesity", "prediabetes"})
     return PatientRec(

@@ -127,7 +127,11 @@ class Component:
 class FactRec:
     """One clinical fact. `alt` carries a second coding (the ICD-10-CM of a condition,
     the LOINC of a screening); `components` the parts of a panel such as blood pressure;
-    `encounter_id` the visit it was recorded at."""
+    `encounter_id` the visit it was recorded at; `reason` why it was done or ordered
+    (reasonCode); `also_category` a second Observation category the FHIR resource
+    carries besides `category` (the profile one, which careloop keeps); `intent` a
+    request's; `recorded` when it was ordered or recorded (authoredOn, recordedDate).
+    A fact with an `end` is a Period in FHIR, one without a date-time."""
 
     id: uuid.UUID
     kind: str
@@ -145,6 +149,10 @@ class FactRec:
     appointment_id: uuid.UUID | None = None
     provider_id: uuid.UUID | None = None
     location_id: uuid.UUID | None = None
+    reason: Code | None = None
+    also_category: str = ""
+    intent: str = ""
+    recorded: datetime.datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)

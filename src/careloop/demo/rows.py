@@ -15,8 +15,9 @@ from typing import Any
 from django.db import models
 
 from careloop.core.bulk import Adapters, model_field
+from careloop.demo import vocabulary as v
 from careloop.demo.generate import MRN_SYSTEM
-from careloop.demo.records import FactRec, PatientRec
+from careloop.demo.records import FactRec, PatientRec, ReferralRec
 from careloop.demo.tables import (
     APPOINTMENT,
     CONTACT,
@@ -70,49 +71,137 @@ class Sealer:
         )
 
 
+# The FHIR resource each fact kind is exported as (careloop.demo.fhir), whose identity
+# (resource type, id, part) the rows carry exactly as `careloop import fhir` would.
+RESOURCE_TYPE = {
+    "encounter": "Encounter",
+    "condition": "Condition",
+    "observation": "Observation",
+    "procedure": "Procedure",
+    "immunization": "Immunization",
+    "medication": "MedicationRequest",
+    "service_request": "ServiceRequest",
+}
+# Kinds timed by a FHIR dateTime (effective, performed, occurrence): start and end alike.
+_INSTANT_KINDS = frozenset({"observation", "procedure", "immunization"})
+REQUEST_KINDS = frozenset({"medication", "service_request"})
+# Conditions carry their verification status in `value_code` (careloop.ehr.facts).
+CONFIRMED = "confirmed"
+
+Part = tuple[str, str, str, str, float | None, str, str, str]  # element, system, code, ...
+
+
+def _parts(fact: FactRec) -> list[Part]:
+    """(element, system, code, display, value_num, value_code, value_system, unit) per
+    coded element, in the order careloop.ehr.facts maps the exported resource."""
+    if fact.kind == "condition":
+        value: tuple[float | None, str, str, str] = (None, CONFIRMED, "", "")
+    elif fact.kind == "observation":
+        coded = fact.value_code
+        value = (
+            fact.value_num,
+            coded.code if coded else "",
+            coded.system if coded else "",
+            fact.unit if fact.value_num is not None else "",
+        )
+    else:
+        value = (None, "", "", "")
+    codes = (fact.code, fact.alt) if fact.alt else (fact.code,)
+    parts: list[Part] = [("code", c.system, c.code, c.display[:200], *value) for c in codes]
+    for comp in fact.components:
+        code = comp.code
+        parts.append(
+            ("component", code.system, code.code, code.display[:200], comp.value, "", "", comp.unit)
+        )
+    if fact.kind == "encounter":
+        parts.append(("class", v.ACT_CODE, fact.category, "", None, "", "", ""))
+    if fact.reason:
+        r = fact.reason
+        parts.append(("reason", r.system, r.code, r.display[:200], None, "", "", ""))
+    return parts
+
+
 def _fact_rows(rec: PatientRec, fact: FactRec, a: Adapters) -> Iterable[tuple[Any, ...]]:
+    """The rows `careloop import fhir` makes of the fact's exported resource (less the
+    import's own bookkeeping: lastUpdated and content hash)."""
     pid = a.uid(rec.id)
-    start, end = a.dt(fact.start), a.dt(fact.end)
-    if fact.components:
-        # One row per component: the table holds one value per fact, and measures look
-        # for the systolic and diastolic codes themselves.
-        for comp in fact.components:
-            yield (
-                pid,
-                fact.kind,
-                comp.code.system,
-                comp.code.code,
-                comp.code.display[:200],
-                fact.status,
-                fact.category,
-                start,
-                end,
-                comp.value,
-                "",
-                comp.unit,
-                SOURCE_SYSTEM,
-                f"{fact.id}#{comp.code.code}",
-                SOURCE_VERSION,
-            )
-        return
-    value_code = fact.value_code.code if fact.value_code else ""
-    yield (
-        pid,
-        fact.kind,
-        fact.code.system,
-        fact.code.code,
-        fact.code.display[:200],
-        fact.status,
-        fact.category,
-        start,
-        end,
-        fact.value_num,
-        value_code,
-        fact.unit,
-        SOURCE_SYSTEM,
-        str(fact.id),
-        SOURCE_VERSION,
-    )
+    end = fact.end if fact.end or fact.kind not in _INSTANT_KINDS else fact.start
+    if fact.kind in ("condition", "medication", "service_request"):
+        recorded = a.dt(fact.recorded or fact.start)
+    else:
+        recorded = a.dt(fact.recorded)
+    start, end = a.dt(fact.start), a.dt(end)
+    resource_type, source_id = RESOURCE_TYPE[fact.kind], str(fact.id)
+    encounter = str(fact.encounter_id) if fact.encounter_id else ""
+    subject = str(rec.id)
+    intent = fact.intent or ("order" if fact.kind in REQUEST_KINDS else "")
+    for number, part in enumerate(_parts(fact)):
+        element, system, code, display, value_num, value_code, value_system, unit = part
+        yield (
+            pid,
+            fact.kind,
+            system,
+            code,
+            display,
+            fact.status,
+            fact.category,
+            start,
+            end,
+            value_num,
+            value_code,
+            unit,
+            SOURCE_SYSTEM,
+            source_id,
+            SOURCE_VERSION,
+            resource_type,
+            number,
+            element,
+            subject,
+            recorded,
+            False,
+            intent,
+            value_system,
+            encounter,
+        )
+
+
+def _referral_fact_rows(
+    rec: PatientRec, ref: ReferralRec, a: Adapters
+) -> Iterable[tuple[Any, ...]]:
+    """A referral is exported as a ServiceRequest coded by its category only, which the
+    import keeps as a service-request fact: the same here."""
+    pid, created = a.uid(rec.id), a.dt(ref.created_at)
+    category = v.PATIENT_REFERRAL
+    parts = [("code", category.system, category.code, category.display)]
+    if ref.reason:
+        parts.append(("reason", ref.reason.system, ref.reason.code, ref.reason.display[:200]))
+    for number, (element, system, code, display) in enumerate(parts):
+        yield (
+            pid,
+            "service_request",
+            system,
+            code,
+            display,
+            v.REFERRAL_FHIR_STATUS[ref.status],
+            category.code,
+            created,
+            None,
+            None,
+            "",
+            "",
+            SOURCE_SYSTEM,
+            str(ref.id),
+            SOURCE_VERSION,
+            "ServiceRequest",
+            number,
+            element,
+            str(rec.id),
+            created,
+            False,
+            "order",
+            "",
+            "",
+        )
 
 
 def _patient_row(rec: PatientRec, *, a: Adapters, seal: Sealer, ids: IdMap) -> tuple[Any, ...]:
@@ -226,6 +315,8 @@ def _care_rows(batch: Batch, rec: PatientRec, *, a: Adapters, ids: IdMap) -> Non
         for row in _fact_rows(rec, fact, a):
             batch.add(FACT, row)
     for ref in rec.referrals:
+        for row in _referral_fact_rows(rec, ref, a):
+            batch.add(FACT, row)
         reason_system, reason_code = (
             (ref.reason.system, ref.reason.code) if ref.reason else ("", "")
         )

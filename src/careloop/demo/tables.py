@@ -130,6 +130,15 @@ FACT = TableSpec(
         "source_system",
         "source_id",
         "source_version",
+        "resource_type",
+        "part",
+        "element",
+        "subject_ref",
+        "recorded_at",
+        "negated",
+        "intent",
+        "value_system",
+        "encounter_ref",
     ),
 )
 REFERRAL = TableSpec(

@@ -33,7 +33,7 @@ class VisitContext:
     payer: str
     registered: datetime.date
     conditions: dict[str, datetime.date]
-    smoking: v.Code
+    profile: clinical.Profile
     provider: ProviderRec
     clinic_time_zone: str
 
@@ -77,6 +77,35 @@ def _yearly_visits(*, age: int, chronic: int) -> float:
     return base + 0.7 * chronic
 
 
+def _preventive_rate(*, age: int, payer: str) -> float:
+    """How likely the patient keeps a yearly preventive visit (a well-child check, an
+    annual physical, Medicare's annual wellness visit)."""
+    if age < 18:
+        return 0.65
+    if age >= 65:
+        return 0.86 if payer == "medicare" else 0.6
+    return 0.42 if age < 40 else 0.55
+
+
+def _preventive_days(
+    rng: random.Random, *, ctx: VisitContext, window_start: datetime.date, span: int
+) -> list[int]:
+    """One preventive visit a year, about the same time each year, for patients who
+    keep them (infants' well-child checks come with their frequent visits instead)."""
+    if age_on(ctx.birth, window_start + datetime.timedelta(days=span)) < 2:
+        return []
+    rate = _preventive_rate(
+        age=age_on(ctx.birth, window_start + datetime.timedelta(days=span)), payer=ctx.payer
+    )
+    anchor = rng.randrange(365)
+    days = []
+    for year in range(span // 365 + 2):
+        offset = anchor + 365 * year + rng.randint(-25, 25)
+        if 0 <= offset < span and rng.random() < rate:
+            days.append(offset)
+    return days
+
+
 def _slot(
     rng: random.Random, day: datetime.date, minutes: int, zone: str
 ) -> tuple[datetime.datetime, datetime.datetime]:
@@ -92,20 +121,26 @@ def _slot(
 
 
 def _visit_type(
-    rng: random.Random, *, age: int, ctx: VisitContext, first: bool, awv_done: bool
+    rng: random.Random,
+    *,
+    age: int,
+    ctx: VisitContext,
+    first: bool,
+    preventive: bool,
+    awv_done: bool,
 ) -> str:
-    if first:
+    if first and not preventive:
         return "new-patient-complex" if ctx.conditions and rng.random() < 0.4 else "new-patient"
-    roll = rng.random()
-    if roll < 0.28:
+    if preventive or (age < 2 and rng.random() < 0.4):
         if age < 18:
             return "well-child"
         if ctx.payer == "medicare" and age >= 65:
             return "awv-subsequent" if awv_done else "awv-initial"
         return "annual-physical"
-    if roll < 0.42:
+    roll = rng.random()
+    if roll < 0.2:
         return "telehealth-extended" if ctx.conditions and rng.random() < 0.3 else "telehealth"
-    if roll < 0.47:
+    if roll < 0.27:
         return "nurse-visit"
     if ctx.conditions:
         return rng.choices(("follow-up", "follow-up-extended", "complex-visit"), weights=(5, 4, 1))[
@@ -138,17 +173,27 @@ def visit_history(rng: random.Random, *, ctx: VisitContext, as_of: datetime.date
     span = (as_of - window_start).days
     age_now = age_on(ctx.birth, as_of)
     chronic = len(ctx.conditions.keys() - {"obesity", "prediabetes"})
-    mean = _yearly_visits(age=age_now, chronic=chronic) * span / 365 * rng.uniform(0.4, 1.6)
-    days = sorted(rng.randrange(0, span) for _ in range(poisson(rng, mean))) if span > 0 else []
+    preventive_days = _preventive_days(rng, ctx=ctx, window_start=window_start, span=span)
+    yearly = _yearly_visits(age=age_now, chronic=chronic) - len(preventive_days) * 365 / max(
+        span, 365
+    )
+    mean = max(yearly, 0.3) * span / 365 * rng.uniform(0.4, 1.6)
+    days = [(rng.randrange(0, span), False) for _ in range(poisson(rng, mean))] if span > 0 else []
+    days = sorted(days + [(d, True) for d in preventive_days])
     new_patient = ctx.registered >= window_start
     awv_done = False
     last_a1c: datetime.date | None = None
     rate = no_show_rate(age=age_now, payer=ctx.payer) * rng.uniform(0.6, 1.4)
-    for i, offset in enumerate(days):
+    for i, (offset, preventive) in enumerate(days):
         day = window_start + datetime.timedelta(days=offset)
         age = age_on(ctx.birth, day)
         type_code = _visit_type(
-            rng, age=age, ctx=ctx, first=new_patient and i == 0, awv_done=awv_done
+            rng,
+            age=age,
+            ctx=ctx,
+            first=new_patient and i == 0,
+            preventive=preventive,
+            awv_done=awv_done,
         )
         appt_type = APPOINTMENT_TYPE_BY_CODE[type_code]
         start, end = _slot(rng, day, appt_type.minutes, ctx.clinic_time_zone)
@@ -205,30 +250,39 @@ def _visit_facts(
         location_id=appt.location_id,
     )
     facts = [encounter]
-    if not appt_type.telehealth:
-        facts += clinical.vitals_at_visit(
-            rng, when=appt.start, age=age, conditions=ctx.conditions, encounter=encounter
-        )
     preventive = appt.type_code in (
         "annual-physical",
         "well-child",
         "awv-initial",
         "awv-subsequent",
     )
-    if preventive:
-        facts += clinical.preventive_observations(
+    in_person = not appt_type.telehealth
+    if in_person:
+        facts += clinical.vitals_at_visit(
             rng,
             when=appt.start,
             age=age,
             conditions=ctx.conditions,
-            smoking=ctx.smoking,
+            profile=ctx.profile,
             encounter=encounter,
+            bmi=preventive or rng.random() < 0.9,
+        )
+    if appt.type_code != "nurse-visit":
+        facts += clinical.screenings_at_visit(
+            rng,
+            when=appt.start,
+            age=age,
+            conditions=ctx.conditions,
+            profile=ctx.profile,
+            encounter=encounter,
+            preventive=preventive,
+            in_person=in_person,
         )
     day = appt.start.date()
     if _a1c_due(ctx, age=age, day=day, last=a1c_last, preventive=appt.type_code != "follow-up"):
         # Last in the list on purpose: the caller reads it to date the next A1c.
-        facts.append(
-            clinical.a1c_result(rng, when=appt.end, conditions=ctx.conditions, encounter=encounter)
+        facts += clinical.lab_draw(
+            rng, when=appt.end, conditions=ctx.conditions, encounter=encounter
         )
     return facts
 
