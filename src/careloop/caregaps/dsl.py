@@ -55,6 +55,18 @@ from careloop.patients.models import Patient
 
 FACT = ClinicalFact._meta.db_table
 PATIENT = Patient._meta.db_table
+# The facts' (patient, kind) index (ClinicalFact.Meta.indexes), for a SQLite hint.
+PATIENT_KIND_INDEX = next(
+    index.name
+    for index in ClinicalFact._meta.indexes
+    if list(index.fields) == ["patient", "kind"] and index.name
+)
+# Its (source system, resource type, source id, part) unique index: a resource's rows.
+SOURCE_IDENTITY_INDEX = next(
+    c.name
+    for c in ClinicalFact._meta.constraints
+    if isinstance(c, models.UniqueConstraint) and "source_id" in c.fields
+)
 P = "p"  # the alias of the patient row in every population query
 
 
@@ -559,10 +571,13 @@ class Row:
             if where is not None:
                 conds.append(where(other))
             text, params = all_of(*conds).sql(c)
+            # The identity's partial unique index serves, its condition written as the
+            # index has it (SQLite matches it word for word); SQLite is also told to
+            # use it: it would otherwise read every fact of the code per row.
+            hint = f" INDEXED BY {SOURCE_IDENTITY_INDEX}" if c.vendor == "sqlite" else ""
             return Raw(
-                # resource_type <> '': lets the identity's partial unique index serve.
-                f"EXISTS (SELECT 1 FROM {FACT} {other.alias} WHERE {identity} "  # noqa: S608
-                f"AND {other.c('resource_type')} <> '' AND {text})",
+                f"EXISTS (SELECT 1 FROM {FACT} {other.alias}{hint} WHERE {identity} "  # noqa: S608
+                f"AND NOT ({other.c('resource_type')} = '') AND {text})",
                 tuple(params),
             )
 
@@ -633,11 +648,19 @@ class Facts:
         conds.extend(cond(row) for cond in self.conds)
         return all_of(*conds)
 
-    def select(self, ctx: Ctx, what: str = "patient") -> tuple[Row, Fragment]:
-        """`FROM facts alias WHERE ...` for these facts; the caller picks columns."""
+    def select(self, ctx: Ctx, *, by_patient: bool = False) -> tuple[Row, Fragment]:
+        """`FROM facts alias WHERE ...` for these facts; the caller picks columns.
+
+        `by_patient`: the caller ties the facts to one patient (a correlated
+        relationship). SQLite is then told to use the (patient, kind) index: left to
+        itself it probes the (kind, code) index with every code of the value sets and
+        reads the whole practice's facts of those codes once per outer row (67 s for
+        one CMS165 set at 3,000 patients).
+        """
         row = Row(ctx.alias())
         text, params = self.matches(ctx, row).sql(ctx)
-        return row, (f"FROM {FACT} {row.alias} WHERE {text}", params)
+        hint = f" INDEXED BY {PATIENT_KIND_INDEX}" if by_patient and ctx.vendor == "sqlite" else ""
+        return row, (f"FROM {FACT} {row.alias}{hint} WHERE {text}", params)
 
     def on_most_recent_day(self, point: Callable[[Row], Point] = lambda r: r.latest) -> Facts:
         """The facts on the patient's latest day among these facts (the day of
@@ -653,7 +676,7 @@ class Facts:
 
         def latest(row: Row) -> Cond:
             def build(c: Ctx) -> Cond:
-                inner, (frm, params) = base.select(c)
+                inner, (frm, params) = base.select(c, by_patient=c.correlated)
                 inner_sql, row_sql = point(inner).expr, point(row).expr
                 if day:
                     inner_sql, row_sql = c.day(inner_sql), c.day(row_sql)
@@ -678,7 +701,7 @@ class Facts:
 
 def _related(row: Row, other: Facts, such_that: Callable[[Row, Row], Cond]) -> Cond:
     def build(c: Ctx) -> Cond:
-        inner, (frm, params) = other.select(c)
+        inner, (frm, params) = other.select(c, by_patient=True)
         text, more = such_that(row, inner).sql(c)
         return Raw(
             f"EXISTS (SELECT 1 {frm} AND {inner.c('patient')} = {row.c('patient')} AND ({text}))",
@@ -703,7 +726,7 @@ def exists(facts: Facts) -> Cond:
     """The patient has at least one of these facts."""
 
     def build(c: Ctx) -> Cond:
-        row, (frm, params) = facts.select(c)
+        row, (frm, params) = facts.select(c, by_patient=c.correlated)
         if c.correlated:
             return Raw(f"EXISTS (SELECT 1 {frm} AND {row.c('patient')} = {P}.id)", tuple(params))
         within = c.only_within(row.c("patient"))
@@ -736,7 +759,7 @@ def count_at_least(facts: Facts, n: int) -> Cond:
     """Count(facts) >= n, counting resources (a resource's several codes count once)."""
 
     def build(c: Ctx) -> Cond:
-        row, (frm, params) = facts.select(c)
+        row, (frm, params) = facts.select(c, by_patient=c.correlated)
         resource = f"{row.c('source_system')} || '/' || {row.c('source_id')}"
         if c.correlated:
             return Raw(
@@ -763,7 +786,7 @@ def count_days_at_least(
         selects: list[str] = []
         params: list[Any] = []
         for one in facts:
-            row, (frm, more) = one.select(c)
+            row, (frm, more) = one.select(c, by_patient=c.correlated)
             patient = row.c("patient")
             scope = f" AND {patient} = {P}.id" if c.correlated else c.only_within(patient)
             selects.append(
