@@ -89,13 +89,19 @@ def free_port() -> int:
 logging.getLogger("mail.log").setLevel(logging.WARNING)
 
 
-def start_smtp(*, tls: tuple[Path, Path] | None) -> tuple[Controller, Inbox]:
-    inbox = Inbox()
+def start_smtp(
+    *, tls: tuple[Path, Path] | None, port: int | None = None, inbox: Inbox | None = None
+) -> tuple[Controller, Inbox]:
+    """A server on `port` (a free one by default), keeping mail in `inbox` (a new one by
+    default: pass the old one to bring a stopped server back as it was)."""
+    inbox = inbox if inbox is not None else Inbox()
     extra: dict[str, Any] = {}
     if tls is not None:
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.load_cert_chain(str(tls[0]), str(tls[1]))
         extra = {"tls_context": context, "require_starttls": True}
-    controller = Controller(inbox, hostname="127.0.0.1", port=free_port(), **extra)
+    controller = Controller(
+        inbox, hostname="127.0.0.1", port=port if port is not None else free_port(), **extra
+    )
     controller.start()
     return controller, inbox

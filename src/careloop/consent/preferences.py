@@ -170,3 +170,49 @@ def preferences_update(
             fields=changed,
         )
     return changed
+
+
+# The ledger kind of each channel's consent, for an opt-out recorded per purpose.
+CHANNEL_KIND = {
+    Channel.SMS: ConsentKind.SMS,
+    Channel.EMAIL: ConsentKind.EMAIL,
+    Channel.VOICE: ConsentKind.VOICE,
+    Channel.PUSH: ConsentKind.PUSH,
+}
+
+
+@transaction.atomic
+def preferences_opt_out(
+    *,
+    patient: Patient,
+    channel: Channel,
+    purpose: Purpose,
+    capture_method: CaptureMethod,
+    note: str,
+) -> bool:
+    """The patient stopped one purpose on one channel themselves, with no staff member
+    involved (an e-mail unsubscribe link, a spam complaint): the opt-out `may_contact`
+    reads, and a ledger record (the channel's kind, scoped to the purpose) saying how it
+    came. False, and nothing written, when the patient had already opted out."""
+    current = (
+        ChannelOptIn.objects.select_for_update()
+        .filter(patient=patient, channel=channel, purpose=purpose)
+        .first()
+    )
+    if current is not None and not current.opted_in:
+        return False
+    ChannelOptIn.objects.update_or_create(
+        patient=patient,
+        channel=channel,
+        purpose=purpose,
+        defaults={"opted_in": False, "updated_at": now()},
+    )
+    consent_record(
+        patient=patient,
+        kind=CHANNEL_KIND[channel],
+        scope=str(purpose),
+        status=ConsentStatus.REVOKED,
+        capture_method=capture_method,
+        note=note,
+    )
+    return True

@@ -3,19 +3,25 @@
 Carriers require STOP, START and HELP to work: an opt-out keyword revokes the SMS
 consent of every patient with that number (through the consent ledger, so may_contact
 withholds every later text at once), START grants it again, HELP answers with the
-practice's contact. Anything else waits in the staff inbox. Each provider message id
-is processed once: a replayed webhook changes nothing and gets no second reply.
+practice's contact. Y, YES, C or CONFIRM confirms and N or NO declines the appointment
+of the reminder awaiting an answer on that number (careloop.outreach.replies); without
+one they are ordinary inbox items. Anything else waits in the staff inbox. Each provider
+message id is processed once: a replayed webhook changes nothing and gets no second
+reply.
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
 
 from careloop.consent.ledger import consent_current, consent_record
-from careloop.consent.models import CaptureMethod, ConsentKind, ConsentStatus
+from careloop.consent.models import CaptureMethod, Channel, ConsentKind, ConsentStatus
 from careloop.core.clock import now
 from careloop.outreach.models import InboundKind, InboundMessage, Message, MessageStatus
+from careloop.outreach.replies import Answer, appointment_answer, reminder_awaiting_reply
 from careloop.outreach.timeline import message_timeline
 from careloop.patients.models import ContactPoint, ContactSystem, Patient, TimelineKind
 from careloop.patients.timeline import timeline_add
@@ -27,6 +33,9 @@ OPT_OUT_WORDS = frozenset(
 )
 OPT_IN_WORDS = frozenset({"START", "UNSTOP"})
 HELP_WORDS = frozenset({"HELP"})
+CONFIRM_WORDS = frozenset({"Y", "YES", "C", "CONFIRM"})
+DECLINE_WORDS = frozenset({"N", "NO"})
+ANSWERS = {InboundKind.CONFIRM: Answer.CONFIRM, InboundKind.DECLINE: Answer.DECLINE}
 KEYWORD_CONSENT = {
     InboundKind.OPT_OUT: ConsentStatus.REVOKED,
     InboundKind.OPT_IN: ConsentStatus.GRANTED,
@@ -35,6 +44,13 @@ KEYWORD_CONSENT = {
 PROVIDER_STATUS = {
     "delivered": MessageStatus.DELIVERED,
     "undelivered": MessageStatus.FAILED,
+    "failed": MessageStatus.FAILED,
+}
+# A reminder call's final status (careloop.outreach.channels.voice): answered, or not.
+CALL_STATUS = {
+    "completed": MessageStatus.DELIVERED,
+    "busy": MessageStatus.FAILED,
+    "no-answer": MessageStatus.FAILED,
     "failed": MessageStatus.FAILED,
 }
 
@@ -48,6 +64,10 @@ def classify(body: str) -> InboundKind:
         return InboundKind.OPT_IN
     if word in HELP_WORDS:
         return InboundKind.HELP
+    if word in CONFIRM_WORDS:
+        return InboundKind.CONFIRM
+    if word in DECLINE_WORDS:
+        return InboundKind.DECLINE
     return InboundKind.INBOX
 
 
@@ -96,6 +116,12 @@ def inbound_receive(*, provider_message_id: str, from_address: str, body: str) -
         return None
     kind = classify(body)
     at = now()
+    patients = patients_by_phone(from_address)
+    reminder = None
+    if kind in ANSWERS:
+        reminder = reminder_awaiting_reply(patients=patients, number=from_address)
+        if reminder is None:
+            kind = InboundKind.INBOX  # a Y or N with nothing to answer: a person reads it
     inbound = InboundMessage(
         provider_message_id=provider_message_id,
         kind=kind,
@@ -109,7 +135,6 @@ def inbound_receive(*, provider_message_id: str, from_address: str, body: str) -
             inbound.save(force_insert=True)
     except IntegrityError:
         return None
-    patients = patients_by_phone(from_address)
     inbound.patients.set(patients)
     for patient in patients:
         _apply_keyword(patient, kind)
@@ -130,19 +155,33 @@ def inbound_receive(*, provider_message_id: str, from_address: str, body: str) -
             resource_id=str(inbound.id),
             fields=("from_address", "body"),
         )
+    if reminder is not None:
+        appointment_answer(
+            reminder=reminder, answer=ANSWERS[kind], via=Channel.SMS, reply_key=str(inbound.id)
+        )
     return reply_for(kind)
 
 
 @transaction.atomic
-def status_receive(*, provider_message_id: str, provider_status: str, error_code: str) -> bool:
-    """Apply a delivery report to a sent message, once; True if it changed the message."""
-    status = PROVIDER_STATUS.get(provider_status.lower())
+def status_receive(
+    *,
+    provider_message_id: str,
+    provider_status: str,
+    error_code: str,
+    statuses: Mapping[str, MessageStatus] = PROVIDER_STATUS,
+) -> bool:
+    """Apply a delivery report to a sent message, once; True if it changed the message.
+
+    `statuses` maps the provider's words to ours (CALL_STATUS for a call)."""
+    status = statuses.get(provider_status.lower())
     if status is None or not provider_message_id:
         return False
     detail = f"provider error {error_code}"[:200] if error_code.isdigit() else ""
+    at = now()
+    delivered_at = at if status == MessageStatus.DELIVERED else None
     changed = Message.objects.filter(
         provider_message_id=provider_message_id, status=MessageStatus.SENT
-    ).update(status=status, status_detail=detail, updated_at=now())
+    ).update(status=status, status_detail=detail, delivered_at=delivered_at, updated_at=at)
     if not changed:
         return False
     for message in Message.objects.filter(provider_message_id=provider_message_id):

@@ -24,6 +24,7 @@ from careloop.patients.selectors import patient_get
 from careloop.patients.timeline import timeline_add
 from careloop.security import normalize
 from careloop.security.audit import audit_record
+from careloop.security.fields import blind_value
 from careloop.security.models import User
 from careloop.security.permissions import Actor, Op, Resource, require
 
@@ -139,6 +140,42 @@ def contact_point_remove(*, actor: Actor, patient_id: uuid.UUID, contact_id: uui
         contact = _contact(patient, contact_id)
         contact.delete()
         _record_contact_change(user, patient, contact_id)
+
+
+@transaction.atomic
+def contact_email_undeliverable(*, address: str, reason: str) -> list[uuid.UUID]:
+    """Stop e-mail to an address the receiving server says does not exist (a hard
+    bounce), on every record that lists it: a system action, no staff member involved.
+    The address stays on file for staff to correct; `reason` is coded ("hard bounce
+    5.1.1"). The ids of the patients whose contact point changed."""
+    index = blind_value("contact", address)
+    if index is None:
+        return []
+    contacts = ContactPoint.objects.select_for_update().filter(
+        system=ContactSystem.EMAIL, value_bidx=index, can_email=True
+    )
+    changed: list[uuid.UUID] = []
+    for contact in contacts.order_by("id"):
+        contact.can_email = False
+        contact.save(update_fields=["can_email"])
+        timeline_add(
+            patient=contact.patient,
+            kind=TimelineKind.PROFILE,
+            summary=f"E-mail address no longer used: {reason}",
+            ref_type="contact_point",
+            ref_id=str(contact.pk),
+        )
+        audit_record(
+            action="patient.update",
+            actor_kind="system",
+            actor_id="outreach",
+            patient_id=contact.patient_id,
+            resource_type="ContactPoint",
+            resource_id=str(contact.pk),
+            fields=["contact_points"],
+        )
+        changed.append(contact.patient_id)
+    return changed
 
 
 def contact_point_get(
