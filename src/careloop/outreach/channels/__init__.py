@@ -5,7 +5,10 @@ from __future__ import annotations
 from careloop.consent.models import Channel as ChannelName
 from careloop.outreach.channels.base import Channel
 from careloop.outreach.channels.email import SmtpEmailChannel
+from careloop.outreach.channels.portal import PortalChannel
+from careloop.outreach.channels.push import WebPushChannel
 from careloop.outreach.channels.sms import TwilioSmsChannel
+from careloop.outreach.channels.voice import TwilioVoiceChannel
 
 
 def channel_for(name: str) -> Channel:
@@ -13,5 +16,8 @@ def channel_for(name: str) -> Channel:
     senders: dict[str, type[Channel]] = {
         ChannelName.EMAIL: SmtpEmailChannel,
         ChannelName.SMS: TwilioSmsChannel,
+        ChannelName.VOICE: TwilioVoiceChannel,
+        ChannelName.PORTAL: PortalChannel,
+        ChannelName.PUSH: WebPushChannel,
     }
     return senders[name]()

@@ -1,0 +1,1 @@
+"""The patient portal: secure message threads and Web Push subscriptions."""

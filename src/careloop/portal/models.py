@@ -1,0 +1,176 @@
+"""What the patient's portal holds: secure message threads, and the browsers that asked
+for push notifications.
+
+A thread is a conversation between one patient and a team inbox of the practice; its
+messages come from the patient, from staff, or from the practice itself (an outreach
+message delivered to the portal, careloop.outreach.channels.portal). Subjects and
+bodies are class I. Attachments, assignment and SLA arrive with the portal's secure
+messaging (issue 8) and hang off these rows.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from django.db import models
+
+from careloop.security.fields import EncryptedTextField
+
+
+class ThreadStatus(models.TextChoices):
+    OPEN = "open", "Open"
+    CLOSED = "closed", "Closed"
+
+
+class Thread(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    patient = models.ForeignKey(
+        "patients.Patient", on_delete=models.CASCADE, related_name="portal_threads"
+    )
+    subject = EncryptedTextField()
+    # The team inbox that answers the thread (a code, e.g. "care_team", "front_desk").
+    inbox = models.CharField(max_length=40, default="care_team")
+    status = models.CharField(max_length=8, choices=ThreadStatus.choices, default=ThreadStatus.OPEN)
+    created_at = models.DateTimeField()
+    # The last message's time: inboxes list threads by it.
+    updated_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-updated_at", "id"]
+        indexes = [
+            models.Index(fields=["patient", "-updated_at"], name="thread_patient_idx"),
+            models.Index(fields=["inbox", "status", "-updated_at"], name="thread_inbox_idx"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(status__in=ThreadStatus.values), name="thread_status_known"
+            ),
+        ]
+
+
+class AuthorKind(models.TextChoices):
+    PATIENT = "patient", "Patient"
+    STAFF = "staff", "Staff"
+    PRACTICE = "practice", "The practice (sent by careloop)"
+
+
+class ThreadMessage(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    thread = models.ForeignKey(Thread, on_delete=models.CASCADE, related_name="messages")
+    author_kind = models.CharField(max_length=8, choices=AuthorKind.choices)
+    # The staff member (or the patient's portal account) who wrote it; none for the
+    # practice. Accounts are disabled, never deleted, so the author stays known.
+    author = models.ForeignKey(
+        "security.User", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    body = EncryptedTextField()
+    created_at = models.DateTimeField()
+    # When the other side (the patient for staff and practice messages, the inbox for
+    # the patient's) first opened it.
+    read_at = models.DateTimeField(null=True, blank=True)
+    # The outbox message this delivers, for a message from the practice.
+    outreach_message = models.ForeignKey(
+        "outreach.Message",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        indexes = [models.Index(fields=["thread", "created_at"], name="thread_message_idx")]
+        constraints = [
+            # An outbox message is posted once, however often the dispatcher resends it
+            # after a crash: the resend finds this row instead of writing a second.
+            models.UniqueConstraint(
+                fields=["outreach_message"],
+                condition=models.Q(outreach_message__isnull=False),
+                name="thread_message_once_per_outreach",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(author_kind__in=AuthorKind.values),
+                name="thread_message_author_known",
+            ),
+            # A staff message names its writer; the practice has none.
+            models.CheckConstraint(
+                condition=~models.Q(author_kind=AuthorKind.STAFF) | models.Q(author__isnull=False),
+                name="thread_message_staff_named",
+            ),
+            models.CheckConstraint(
+                condition=~models.Q(author_kind=AuthorKind.PRACTICE)
+                | models.Q(author__isnull=True),
+                name="thread_message_practice_unnamed",
+            ),
+        ]
+
+
+class RevokeReason(models.TextChoices):
+    UNSUBSCRIBED = "unsubscribed", "The patient turned notifications off"
+    GONE = "gone", "The push service no longer knows it (404 or 410)"
+    REPLACED = "replaced", "The browser subscribed again, or for another patient"
+
+
+class PushSubscription(models.Model):
+    """One browser's Web Push subscription (the JSON of `PushManager.subscribe()`).
+
+    The endpoint is a capability URL (whoever holds it can wake the browser) and names
+    the patient's push service account, so it and the keys are class I. Equality goes
+    through `endpoint_bidx`, an HMAC under the blind-index key.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    patient = models.ForeignKey(
+        "patients.Patient", on_delete=models.CASCADE, related_name="push_subscriptions"
+    )
+    endpoint = EncryptedTextField()
+    endpoint_bidx = models.BinaryField(max_length=16)
+    # The browser's P-256 public key and auth secret (base64url), which encrypt payloads.
+    p256dh = EncryptedTextField()
+    auth = EncryptedTextField()
+    # Browser family and platform, coded ("chrome/android"); never the raw header.
+    user_agent = models.CharField(max_length=32, blank=True)
+    created_at = models.DateTimeField()
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    revoke_reason = models.CharField(max_length=12, choices=RevokeReason.choices, blank=True)
+
+    class Meta:
+        ordering = ["patient", "-created_at"]
+        indexes = [models.Index(fields=["patient", "revoked_at"], name="push_patient_active_idx")]
+        constraints = [
+            # One live subscription per browser endpoint: a browser that subscribes again,
+            # or for another patient, replaces the old row rather than doubling pushes.
+            models.UniqueConstraint(
+                fields=["endpoint_bidx"],
+                condition=models.Q(revoked_at__isnull=True),
+                name="push_endpoint_one_active",
+            ),
+            models.CheckConstraint(
+                condition=(models.Q(revoked_at__isnull=True) & models.Q(revoke_reason=""))
+                | (models.Q(revoked_at__isnull=False) & ~models.Q(revoke_reason="")),
+                name="push_revoked_with_reason",
+            ),
+        ]
+
+
+class PushDelivery(models.Model):
+    """A push service accepted one outbox message for one subscription.
+
+    A message goes to every live subscription of the patient; when some accept and
+    another asks us to retry, the retry skips those that already have it.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    message = models.ForeignKey("outreach.Message", on_delete=models.CASCADE, related_name="+")
+    subscription = models.ForeignKey(
+        PushSubscription, on_delete=models.CASCADE, related_name="deliveries"
+    )
+    # The push message resource (the Location the service answered, RFC 8030 5).
+    push_resource = models.CharField(max_length=500, blank=True)
+    delivered_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["delivered_at", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["message", "subscription"], name="push_delivery_once"),
+        ]
