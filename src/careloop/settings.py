@@ -20,6 +20,7 @@ from careloop.core.config import (
     parse_database_url,
 )
 from careloop.core.local_secrets import local_secret
+from careloop.portal.vapid import vapid_private_from_seed, vapid_public_key
 
 ENV = (env("ENV", "development") or "development").strip().lower()
 if ENV not in {"development", "production", "test"}:
@@ -98,6 +99,7 @@ INSTALLED_APPS = [
     "careloop.api",
     "careloop.fhirapi",
     "careloop.outreach",
+    "careloop.portal",
 ]
 
 MIDDLEWARE = [
@@ -230,6 +232,10 @@ PRACTICE_NAME = env("PRACTICE_NAME", "Riverbend Family Health") or "Riverbend Fa
 # TOTP (django-otp): authenticator apps show the practice's name beside the code.
 OTP_TOTP_ISSUER = PRACTICE_NAME
 PRACTICE_TIME_ZONE = env("PRACTICE_TIME_ZONE", "America/Chicago") or "America/Chicago"
+# The number patients call, named in messages ({{ practice.phone }}).
+PRACTICE_PHONE = env("PRACTICE_PHONE", "(555) 010-0100") or "(555) 010-0100"
+# Messages go out in this language when a template has no version in the patient's.
+PRACTICE_DEFAULT_LANGUAGE = env("PRACTICE_DEFAULT_LANGUAGE", "en") or "en"
 
 # --- i18n, time, static ---------------------------------------------------------------
 LANGUAGE_CODE = "en-us"
@@ -283,6 +289,10 @@ SMTP_FROM = env("SMTP_FROM", "care@practice.invalid") or "care@practice.invalid"
 SMTP_CA_FILE = env("SMTP_CA_FILE")
 SMTP_TIMEOUT_SECONDS = env_int("SMTP_TIMEOUT", 30, minimum=1)
 SMTP_VENDOR = env("SMTP_VENDOR", "E-mail relay") or "E-mail relay"
+# Bounces and complaints: when set, each message's envelope sender (Return-Path) is a
+# VERP address `bounces+<message id>-<mac>@SMTP_BOUNCE_DOMAIN`, so a bounce names the
+# message it is about; `careloop outreach bounces --maildir` reads that mailbox.
+SMTP_BOUNCE_DOMAIN = env("SMTP_BOUNCE_DOMAIN", "") or ""
 # SMS through a Twilio-compatible REST API. SMS_WEBHOOK_BASE_URL is careloop's public
 # https origin as the provider calls it: status callbacks go there, and inbound
 # signatures are checked against it.
@@ -297,16 +307,69 @@ SMS_VENDOR = env("SMS_VENDOR", "Twilio") or "Twilio"
 SMS_HELP_TEXT = env("SMS_HELP_TEXT", "") or (
     f"{PRACTICE_NAME}: call the practice for help. Reply STOP to opt out."
 )
+# Voice reminders through the same Twilio-compatible account (careloop.outreach.channels
+# .voice): the caller id the patient sees, and the vendor's entry in the BAA registry.
+VOICE_FROM_NUMBER = env("VOICE_FROM_NUMBER", "") or ""
+VOICE_VENDOR = env("VOICE_VENDOR", SMS_VENDOR) or SMS_VENDOR
+# Web Push (careloop.outreach.channels.push, docs/outreach-portal-push.md). Browsers'
+# subscriptions are bound to the VAPID public key, so every process must share one
+# private key: from the environment in production (push is off without it), from a
+# local secret in the embedded install. PUSH_SERVICE_HOSTS are the push services'
+# host names (suffixes) careloop will post to; PUSH_VENDOR, when set, names a BAA that
+# must be in force (the default needs none: payloads are end-to-end encrypted and
+# generic, docs/decisions.md).
+VAPID_PRIVATE_KEY = env("VAPID_PRIVATE_KEY") or (
+    "" if PRODUCTION else vapid_private_from_seed(local_secret(VAR_DIR, "vapid_seed"))
+)
+try:
+    VAPID_PUBLIC_KEY = vapid_public_key(VAPID_PRIVATE_KEY) if VAPID_PRIVATE_KEY else ""
+except ValueError:
+    raise ConfigError(
+        "CARELOOP_VAPID_PRIVATE_KEY must be a P-256 private key: 32 bytes, base64url."
+    ) from None
+VAPID_SUBJECT = env("VAPID_SUBJECT", f"mailto:{SMTP_FROM}") or f"mailto:{SMTP_FROM}"
+PUSH_SERVICE_HOSTS = env_list(
+    "PUSH_SERVICE_HOSTS",
+    [
+        "fcm.googleapis.com",
+        "push.services.mozilla.com",
+        "push.apple.com",
+        "notify.windows.com",
+    ],
+)
+# Plain http to a loopback push service: local development and the tests only.
+PUSH_ALLOW_LOOPBACK = DEBUG
+PUSH_VENDOR = env("PUSH_VENDOR", "") or ""
+# How long a push service keeps an undelivered notification for an offline browser.
+PUSH_TTL_SECONDS = env_int("PUSH_TTL_SECONDS", 2 * 24 * 60 * 60)
+PUSH_TIMEOUT_SECONDS = env_int("PUSH_TIMEOUT", 15, minimum=1)
 # The dispatcher: messages claimed per sweep run, how long a claim holds, and the
 # retries of a temporary failure (exponential backoff with jitter) before the dead letters.
 OUTREACH_DISPATCH_BATCH = env_int("OUTREACH_DISPATCH_BATCH", 100, minimum=1)
 OUTREACH_LEASE_SECONDS = env_int("OUTREACH_LEASE_SECONDS", 120, minimum=5)
 OUTREACH_MAX_ATTEMPTS = env_int("OUTREACH_MAX_ATTEMPTS", 8, minimum=1)
-OUTREACH_RETRY_BASE_SECONDS = 30.0
+OUTREACH_RETRY_BASE_SECONDS = float(env_int("OUTREACH_RETRY_BASE", 30, minimum=1))
 OUTREACH_RETRY_MAX_SECONDS = 6 * 60 * 60.0
+# The template linter refuses an SMS that, filled with long sample values, takes more
+# segments than this (careloop.outreach.templates).
+OUTREACH_SMS_MAX_SEGMENTS = env_int("OUTREACH_SMS_MAX_SEGMENTS", 3, minimum=1)
 # A closed care gap is attributed to the latest outreach message sent to the patient
 # within this many days before the closing event (careloop.caregaps.gaps).
 CAREGAP_ATTRIBUTION_DAYS = env_int("CAREGAP_ATTRIBUTION_DAYS", 90, minimum=1)
+
+# --- journeys (careloop.outreach.journeys, careloop.outreach.triggers) -------------------
+# careloop's public origin, for links in messages (reschedule, confirm, the portal).
+PUBLIC_BASE_URL = (env("PUBLIC_BASE_URL", "https://localhost:8443") or "").rstrip("/")
+# Events this many days old or newer enrol patients; older ones (an import of last
+# year's appointments, a journey switched on today) do not.
+JOURNEY_TRIGGER_LOOKBACK_DAYS = env_int("JOURNEY_TRIGGER_LOOKBACK_DAYS", 2, minimum=1)
+# A signed link in a message (reschedule, confirm) works for this many days.
+OUTREACH_LINK_DAYS = env_int("OUTREACH_LINK_DAYS", 14, minimum=1)
+# Test allowlist: when on, only these addresses (phone numbers, e-mail addresses) are
+# sent to; every other message is kept, withheld as "not on the test allowlist". On by
+# default in development (the embedded demo), so trying careloop never texts a stranger.
+OUTREACH_TEST_MODE = env_bool("OUTREACH_TEST_MODE", ENV == "development")
+OUTREACH_TEST_ALLOWLIST = env_list("OUTREACH_TEST_ALLOWLIST", [])
 
 # --- lifecycle stages (careloop.patients.lifecycle) ------------------------------------
 LIFECYCLE_DORMANT_MONTHS = env_int("DORMANT_MONTHS", 24, minimum=1)

@@ -21,6 +21,8 @@ urlpatterns = [
     path("api/", include("careloop.api.urls")),
     path("fhir/r4/", include("careloop.fhirapi.urls")),
     path("webhooks/", include("careloop.outreach.urls")),
+    path("m/", include("careloop.outreach.urls_links")),
+    path("outreach/", include("careloop.outreach.urls_staff")),
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
     re_path(

@@ -462,3 +462,26 @@ def test_the_front_desk_sees_no_gap_cards(client: Client, practice: Practice) ->
     assert page.status_code == 200
     assert b"Rowe00" in page.content and b"Care gaps" not in page.content
     assert not AuditEvent.objects.filter(resource_type="PatientMeasureResult").exists()
+
+
+def test_the_filtered_list_joins_a_journey_once(coordinator: Client, practice: Practice) -> None:
+    from careloop.outreach.models import Enrollment, Journey
+
+    page = _get(coordinator, "/caregaps/CMS125/", {"status": "overdue"})
+    assert b"Add to journey" in page.content
+    url = "/caregaps/CMS125/enroll?status=overdue"
+    done = coordinator.post(url, {"journey": "care-gap-recall", "batch": "b1"}, secure=True)
+    assert done.status_code == 302
+    assert f"enrolled={NEVER}" in done["Location"]
+    journey = Journey.objects.get(key="care-gap-recall")
+    assert Enrollment.objects.filter(journey=journey).count() == NEVER
+    # The same action posted twice (a double click) enrols no one twice.
+    again = coordinator.post(url, {"journey": "care-gap-recall", "batch": "b1"}, secure=True)
+    assert "enrolled=0" in again["Location"]
+    assert AuditEvent.objects.filter(action="journey.enroll").count() == 2
+
+
+def test_the_front_desk_cannot_enrol_from_a_worklist(client: Client, practice: Practice) -> None:
+    force_verified_login(client, make_user(Role.FRONT_DESK, "fd.bo"))
+    refused = client.post("/caregaps/CMS125/enroll", {"journey": "care-gap-recall"}, secure=True)
+    assert refused.status_code == 403

@@ -102,6 +102,13 @@ SAMPLES: dict[str, Callable[[World], Any]] = {
     "path": lambda world: "careloop/app.css",
     # A care-gap worklist (careloop.caregaps.urls): any registered measure id.
     "measure_id": lambda world: "CMS125",
+    # Outreach (careloop.outreach.urls_staff, urls_links): a built-in journey and template,
+    # and a link code that names nothing (refused alike for everyone).
+    "key": lambda world: "no-show-recovery",
+    "template": lambda world: "noshow-reschedule",
+    "channel": lambda world: "sms",
+    "language": lambda world: "en",
+    "code": lambda world: "NoSuchCode",
     "kind": lambda world: "npp_ack",
     "contact_id": lambda world: add_contact(world.patient, "phone", "+1 217 555 0199").id,
     "coverage_id": lambda world: add_coverage(

@@ -366,3 +366,16 @@ def _csv_rows(rows: QuerySet[PatientMeasureResult], measure_id: str) -> Iterator
             contacted.isoformat() if contacted else "",
             "yes" if allowed else "no",
         ]
+
+
+def caregaps_worklist_patient_ids(
+    *, actor: Actor, measure_id: str, filters: WorklistFilter
+) -> list[uuid.UUID]:
+    """The patients the worklist's filters select (all pages), for a bulk action."""
+    user = require(actor, Op.READ, Resource.CLINICAL)
+    measure = caregaps_measure_get(measure_id=measure_id)
+    run = current_run(measure.id)
+    if run is None:
+        return []
+    rows = worklist_filtered(actor=user, run=run, filters=filters)
+    return list(dict.fromkeys(rows.values_list("patient_id", flat=True)))

@@ -10,4 +10,5 @@ urlpatterns = [
     path("", views.overview, name="overview"),
     path("<str:measure_id>/", views.worklist, name="worklist"),
     path("<str:measure_id>/export.csv", views.export_csv, name="export_csv"),
+    path("<str:measure_id>/enroll", views.enroll, name="enroll"),
 ]

@@ -8,8 +8,9 @@ from collections.abc import Iterable, Iterator
 from typing import cast
 
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
-from django.shortcuts import render
-from django.views.decorators.http import require_safe
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_POST, require_safe
 
 from careloop.caregaps.forms import WorklistForm
 from careloop.caregaps.selectors import (
@@ -17,10 +18,13 @@ from careloop.caregaps.selectors import (
     caregaps_overview,
     caregaps_worklist,
     caregaps_worklist_export,
+    caregaps_worklist_patient_ids,
 )
 from careloop.caregaps.worklist_query import Sort
 from careloop.core.clock import now
 from careloop.core.web import staff_page
+from careloop.outreach.models import Journey
+from careloop.outreach.triggers import journey_enroll_many
 from careloop.security.auth.gate import reauth_required
 from careloop.security.permissions import Op, Resource, actor_allowed
 
@@ -74,6 +78,12 @@ def worklist(request: HttpRequest, measure_id: str) -> HttpResponse:
         "sort": page.filters.sort if page else Sort.DUE,
         "sort_links": _sort_links(request, page.filters.sort if page else Sort.DUE),
         "can_export": actor_allowed(request.user, Op.EXPORT, Resource.CLINICAL),
+        "journeys": (
+            Journey.objects.filter(enabled=True).order_by("name")
+            if actor_allowed(request.user, Op.WRITE, Resource.MESSAGES)
+            else []
+        ),
+        "enrolled": int(e) if (e := request.GET.get("enrolled", "")).isdigit() else None,
     }
     # Bad filter input is the form's business: the page says what is wrong, with 400.
     return render(request, "caregaps/worklist.html", context, status=200 if page else 400)
@@ -112,3 +122,25 @@ def export_csv(request: HttpRequest, measure_id: str) -> HttpResponse:
     response["Content-Disposition"] = f'attachment; filename="{name}"'
     # core.web's View type says HttpResponse; a streaming response serves the same role.
     return cast(HttpResponse, response)
+
+
+@require_POST
+@staff_page(Op.WRITE, Resource.MESSAGES)
+def enroll(request: HttpRequest, measure_id: str) -> HttpResponse:
+    """Add every patient the worklist's filters select to a journey (manual enrolment,
+    once per patient and action); back to the list, which says how many."""
+    measure = caregaps_measure_get(measure_id=measure_id)
+    form = WorklistForm(request.GET, measure=measure)
+    journey = Journey.objects.filter(key=request.POST.get("journey", ""), enabled=True).first()
+    if not form.is_valid() or journey is None:
+        return redirect(f"{request.path.rsplit('/', 2)[0]}/?{_query(request)}")
+    patient_ids = caregaps_worklist_patient_ids(
+        actor=request.user, measure_id=measure.id, filters=form.filters()
+    )
+    batch = request.POST.get("batch", "")[:40] or now().strftime("%Y%m%dT%H%M%S")
+    added = journey_enroll_many(
+        journey, patient_ids=patient_ids, batch=f"{measure.id}:{batch}", actor=request.user
+    )
+    query = _query(request)
+    back = reverse("caregaps:worklist", args=[measure.id])
+    return redirect(f"{back}?{query}&enrolled={added}" if query else f"{back}?enrolled={added}")

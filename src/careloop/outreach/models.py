@@ -336,3 +336,60 @@ class EnrollmentEvent(models.Model):
 
     class Meta:
         ordering = ["enrollment", "id"]
+
+
+class TaskStatus(models.TextChoices):
+    OPEN = "open", "Open"
+    DONE = "done", "Done"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+class StaffTask(models.Model):
+    """Work for a person: call a patient who did not answer, review a reply.
+
+    A journey step makes one (once per enrollment and step: `source_key`); staff close
+    it. The title is coded practice text from the journey, never patient free text.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    patient = models.ForeignKey(
+        "patients.Patient", on_delete=models.CASCADE, related_name="staff_tasks"
+    )
+    title = models.CharField(max_length=160)
+    queue = models.SlugField(max_length=40, default="front-desk")
+    status = models.CharField(max_length=10, choices=TaskStatus.choices, default=TaskStatus.OPEN)
+    due_at = models.DateTimeField()
+    source_key = models.CharField(max_length=120, unique=True)
+    enrollment = models.ForeignKey(
+        Enrollment, on_delete=models.SET_NULL, null=True, blank=True, related_name="tasks"
+    )
+    assigned_to = models.ForeignKey(
+        "security.User", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField()
+    closed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["due_at", "id"]
+        indexes = [models.Index(fields=["queue", "status", "due_at"], name="task_queue_idx")]
+
+
+class MessageLink(models.Model):
+    """A short link in a message (`/m/<code>`): what it does, for which appointment,
+    until when. The code is random (no id, no PHI in the URL); a guessed or altered one
+    finds nothing. Short, because an SMS pays per 153 characters."""
+
+    code = models.CharField(max_length=16, primary_key=True)
+    action = models.CharField(max_length=16)
+    appointment = models.ForeignKey(
+        "scheduling.Appointment", on_delete=models.CASCADE, related_name="message_links"
+    )
+    patient = models.ForeignKey("patients.Patient", on_delete=models.CASCADE, related_name="+")
+    created_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+    opened_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["appointment", "action", "expires_at"], name="link_reuse_idx")
+        ]

@@ -13,14 +13,16 @@ import datetime
 import uuid
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 
 from careloop.consent.decisions import Decision, may_contact
 from careloop.consent.models import Channel, ContentClass, Purpose, RestrictedTopic
 from careloop.core.clock import now
-from careloop.outreach.models import Message, MessageStatus
+from careloop.outreach.models import Enrollment, Message, MessageStatus
 from careloop.outreach.timeline import message_timeline
 from careloop.patients.models import ContactPoint, ContactSystem, Patient
+from careloop.scheduling.models import Appointment
 from careloop.security.audit import audit_record
 from careloop.security.models import User
 from careloop.security.permissions import Op, Resource, require
@@ -40,6 +42,31 @@ class Rendered:
     body: str
     subject: str | None = None
     body_html: str | None = None
+
+
+@dataclass(frozen=True)
+class About:
+    """What produced a message (a journey step, an appointment it reminds of) and the
+    language it was rendered in (`language_fallback`: not the patient's own)."""
+
+    enrollment: Enrollment | None = None
+    step: int | None = None
+    appointment: Appointment | None = None
+    language: str = "en"
+    language_fallback: bool = False
+
+
+# The withheld reason of a message kept back by the test allowlist.
+NOT_ALLOWLISTED = "not_on_test_allowlist"
+
+
+def allowlisted(address: str) -> bool:
+    """May a message to `address` leave in test mode? (Always, outside test mode; and
+    for the portal and push, which have no address and reach no stranger.)"""
+    if not settings.OUTREACH_TEST_MODE or not address:
+        return True
+    wanted = {a.strip().lower() for a in settings.OUTREACH_TEST_ALLOWLIST}
+    return address.strip().lower() in wanted
 
 
 def address_for(*, patient: Patient, channel: Channel) -> str:
@@ -81,12 +108,14 @@ def message_enqueue(
     topic: RestrictedTopic | None = None,
     send_at: datetime.datetime | None = None,
     actor: User | None = None,
+    about: About | None = None,
 ) -> Message:
     """Put one message in the outbox (or store it withheld); the message row.
 
     `idempotency_key` lets a caller that may run twice (a journey step re-run after a
     crash) enqueue once: the same key gives back the message already stored. `actor`
-    is the staff user sending by hand; None is the system (journeys, replies).
+    is the staff user sending by hand; None is the system (journeys, replies). `about`
+    says what produced it and in which language.
     """
     if actor is not None:
         require(actor, Op.WRITE, Resource.MESSAGES, patient_id=patient.pk)
@@ -105,6 +134,7 @@ def message_enqueue(
         topic=topic,
         at=send_at or now(),
         actor=actor,
+        about=about or About(),
     )
 
 
@@ -121,6 +151,7 @@ def _enqueue(
     topic: RestrictedTopic | None,
     at: datetime.datetime,
     actor: User | None,
+    about: About,
 ) -> Message:
     decision = may_contact(patient, channel, purpose, content_class, at, topic=topic)
     stamp = now()
@@ -138,10 +169,18 @@ def _enqueue(
         body=rendered.body,
         body_html=rendered.body_html,
         idempotency_key=key,
+        enrollment=about.enrollment,
+        step=about.step,
+        appointment=about.appointment,
+        language=about.language,
+        language_fallback=about.language_fallback,
         created_at=stamp,
         updated_at=stamp,
     )
     _apply_decision(message, decision, at=at)
+    if message.status != MessageStatus.WITHHELD and not allowlisted(message.address):
+        message.status, message.scheduled_reason = MessageStatus.WITHHELD, NOT_ALLOWLISTED
+        message.status_detail = "test mode: the address is not on the test allowlist"
     try:
         with transaction.atomic():  # a savepoint: a racing twin must not break the caller
             message.save(force_insert=True)

@@ -108,6 +108,13 @@ ACTIONS: frozenset[str] = frozenset(
         "message.enqueue",
         "message.send",
         "message.receive",
+        "message.list",
+        "journey.save",
+        "journey.enroll",
+        "journey.exit",
+        "journey.dry_run",
+        "appointment.confirm",
+        "task.update",
     }
 )
 # `careloop audit verify` fails when an event has waited this long for the sealer.

@@ -195,10 +195,21 @@ PUBLIC_ROUTES: Final = frozenset(
     }
 )
 
-# Routes that a provider calls without a session (SMS webhooks): each checks the
-# provider's signature over the whole request and answers 403 without a valid one, so
+# Routes that a provider or a link in a message reaches without a session (SMS and voice
+# webhooks, the e-mail unsubscribe link): each checks the provider's signature over the
+# whole request, or the link's signed token, and answers 403 without a valid one, so
 # they are neither public nor staff pages. They return no PHI (careloop.outreach.views).
-SIGNED_ROUTES: Final = frozenset({"outreach:sms_inbound", "outreach:sms_status"})
+SIGNED_ROUTES: Final = frozenset(
+    {
+        "outreach:sms_inbound",
+        "outreach:sms_status",
+        "outreach:voice_gather",
+        "outreach:voice_status",
+        "outreach:email_unsubscribe",
+        # A short link in a message: its random code is the credential.
+        "outreach_links:link",
+    }
+)
 
 # Roles whose patient access is limited to their care team or location, plus
 # break-the-glass (careloop.security.scope). Care coordinators are not: they work care

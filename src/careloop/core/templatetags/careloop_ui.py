@@ -41,6 +41,16 @@ def can_read_clinical(user: Actor) -> bool:
 
 
 @register.filter
+def can_read_messages(user: Actor) -> bool:
+    return actor_allowed(user, Op.READ, Resource.MESSAGES)
+
+
+@register.filter
+def can_edit_config(user: Actor) -> bool:
+    return actor_allowed(user, Op.WRITE, Resource.CONFIG)
+
+
+@register.filter
 def can_read_audit(user: Actor) -> bool:
     return actor_allowed(user, Op.READ, Resource.AUDIT)
 
