@@ -312,3 +312,52 @@ def test_the_template_page_refuses_a_diagnosis_in_a_text_and_previews_a_good_one
         key="noshow-reschedule", channel="sms", language="en", active=True
     )
     assert active.body == "Missed you. {{ link.reschedule }}" and active.version == 2
+
+
+def test_test_mode_sends_only_to_the_allowlist(settings: Any) -> None:
+    from careloop.consent.models import Channel, ContentClass, Purpose
+    from careloop.outreach.outbox import NOT_ALLOWLISTED, Rendered, message_enqueue
+    from tests.outreach.conftest import MOBILE
+
+    settings.OUTREACH_TEST_MODE = True
+    settings.OUTREACH_TEST_ALLOWLIST = [MOBILE]
+    listed = reachable_patient()
+    stranger = reachable_patient(mobile="+16175550177")
+    sent = [
+        message_enqueue(
+            patient=patient,
+            channel=Channel.SMS,
+            purpose=Purpose.APPOINTMENT,
+            content_class=ContentClass.LOGISTICS,
+            template_id="previsit-7d",
+            template_version=1,
+            rendered=Rendered(body="See you Tuesday."),
+        )
+        for patient in (listed, stranger)
+    ]
+    assert [m.status for m in sent] == ["queued", "withheld"]
+    assert sent[1].scheduled_reason == NOT_ALLOWLISTED
+
+
+def test_a_reminder_in_the_spring_forward_gap_runs_once_after_it() -> None:
+    journey = _journey(
+        "dst",
+        Trigger.NO_SHOW,
+        [
+            {"kind": "wait", "until": {"anchor": "now", "offset": "P1D", "at_local": "02:30"}},
+            {"kind": "task", "title": "After the gap"},
+        ],
+    )
+    patient = reachable_patient()  # New York
+    saturday = datetime.datetime(2026, 3, 7, 17, 0, tzinfo=UTC)
+    with clock.frozen(saturday):
+        add_appointment(patient, _clinic(), saturday - datetime.timedelta(hours=1), "noshow")
+        journeys_scan()
+        enrollments_advance()
+    enrollment = Enrollment.objects.get(journey=journey)
+    # 02:30 on 8 March does not exist in New York: 03:30 EDT, 07:30 UTC.
+    assert enrollment.next_run_at == datetime.datetime(2026, 3, 8, 7, 30, tzinfo=UTC)
+    with clock.frozen(enrollment.next_run_at):
+        assert enrollments_advance() == {"completed": 1}
+        assert enrollments_advance() == {}
+    assert StaffTask.objects.count() == 1

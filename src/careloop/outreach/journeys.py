@@ -721,9 +721,12 @@ class _Runner:
                 zone = appointment.location.time_zone
         else:
             base = self.at
-        base += parse_duration(until.get("offset", "P0D"))
+        offset = parse_duration(until.get("offset", "P0D"))
+        base += offset
         if "at_local" in until:
-            return at_local_time(base, until["at_local"], zone, not_before=until["anchor"] == "now")
+            # "now" with no offset is the next such time; otherwise that day's.
+            upcoming = until["anchor"] == "now" and not offset
+            return at_local_time(base, until["at_local"], zone, not_before=upcoming)
         return base
 
     def _subject_time(self) -> datetime.datetime | None:
