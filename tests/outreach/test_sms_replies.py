@@ -79,7 +79,7 @@ def acknowledgements() -> list[Message]:
     return list(Message.objects.filter(template_id__startswith="appointment-c"))
 
 
-@pytest.mark.parametrize("word", ["Y", "yes", "c", "Confirm", " y. "])
+@pytest.mark.parametrize("word", ["Y", "yes", "c", "Confirm", " y. ", "Sí", "si"])
 def test_a_yes_reply_confirms_the_reminders_appointment(provider: FakeTwilio, word: str) -> None:
     patient = reachable_patient()
     appointment = visit(patient)

@@ -33,7 +33,8 @@ OPT_OUT_WORDS = frozenset(
 )
 OPT_IN_WORDS = frozenset({"START", "UNSTOP"})
 HELP_WORDS = frozenset({"HELP"})
-CONFIRM_WORDS = frozenset({"Y", "YES", "C", "CONFIRM"})
+# Spanish too: the Spanish reminders ask for C, and people answer "sí".
+CONFIRM_WORDS = frozenset({"Y", "YES", "C", "CONFIRM", "SI", "SÍ", "CONFIRMAR"})
 DECLINE_WORDS = frozenset({"N", "NO"})
 ANSWERS = {InboundKind.CONFIRM: Answer.CONFIRM, InboundKind.DECLINE: Answer.DECLINE}
 KEYWORD_CONSENT = {
