@@ -174,6 +174,8 @@ RATE_LIMITS = {
     "login.ip": (60, 10 * 60),
     "login.username": (20, 15 * 60),
     "token.ip": (600, 60),
+    # Portal self-registration (careloop.portal.accounts): each attempt may send a code.
+    "portal.register.ip": (10, 60 * 60),
 }
 SESSION_EXPIRE_AT_BROWSER_CLOSE = True
 SESSION_COOKIE_SECURE = True

@@ -23,6 +23,7 @@ urlpatterns = [
     path("webhooks/", include("careloop.outreach.urls")),
     path("m/", include("careloop.outreach.urls_links")),
     path("outreach/", include("careloop.outreach.urls_staff")),
+    path("portal/", include("careloop.portal.urls")),
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
     re_path(

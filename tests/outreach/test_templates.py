@@ -440,6 +440,8 @@ EXPECTED = {
     "secure-message-notice": {"sms", "email", "push"},
     "appointment-confirmed": {"sms"},
     "appointment-cancelled": {"sms"},
+    "portal-verify-code": {"sms", "email"},
+    "portal-signin-link": {"email"},
 }
 
 

@@ -16,7 +16,11 @@ the matrix the moment it is added. Each one is one of:
   every caller, and the view carries `careloop_signed_webhook`;
 - a FHIR API route declaring `careloop_fhir_permission` (careloop.fhirapi.auth): the same
   with a FHIR client's access token, the client acting with the role; or `"owner"` (an
-  export's status and files), which answers only the client that started the export.
+  export's status and files), which answers only the client that started the export;
+- a patient portal route (careloop.portal.web) declaring `careloop_portal`: `"public"`
+  (sign-in and registration steps) answers everyone below 400; `"patient"` sends the
+  anonymous visitor to the portal's sign-in, gives the patient (linked to the sample
+  patient) the page, and refuses every staff role.
 
 The expected answer for each role comes from `permissions.allowed`. A route with URL
 arguments needs an example value in `SAMPLES`; the sample objects are visible to every
@@ -47,6 +51,7 @@ from careloop.fhirapi.models import AccessToken, ExportJob
 from careloop.fhirapi.models import Client as FhirClient
 from careloop.fhirapi.oauth import token_digest
 from careloop.patients.models import Patient, PatientNote
+from careloop.portal.models import PortalAccount
 from careloop.security.audit import audit_record
 from careloop.security.models import Role, User
 from careloop.security.permissions import (
@@ -72,6 +77,7 @@ from tests.security.personas import force_verified_login as sign_in
 pytestmark = pytest.mark.django_db
 
 LOGIN_PATH = "/accounts/login/"
+PORTAL_LOGIN_PATH = "/portal/signin/"
 SECOND_FACTOR_PATH = "/accounts/mfa/"
 METHODS = ("GET", "POST")
 ANONYMOUS = "anonymous"
@@ -259,6 +265,9 @@ class Route:
     def kind(self) -> str:
         if self.name in PUBLIC_ROUTES:
             return "public"
+        portal = getattr(self.callback, "careloop_portal", None)
+        if portal is not None:
+            return "portal-public" if portal == "public" else "portal"
         if self.name in SIGNED_ROUTES:
             return "signed"
         if getattr(self.callback, "careloop_api_public", False):
@@ -337,6 +346,8 @@ def world(settings: Any, tmp_path: Any) -> World:
             tokens[role] = token_create(user=user).raw
         if is_staff_role(role) and role not in SCOPED_ROLES:  # what a FHIR client may act as
             fhir_tokens[role] = fhir_access(role)
+        if role == Role.PATIENT:  # the portal's own-record rule needs a record
+            PortalAccount.objects.create(user=user, patient=patient, created_at=clock.now())
     settings.FHIR_EXPORT_DIR = tmp_path
     export = ExportJob.objects.create(
         client=FhirClient.objects.get(name=f"matrix-{FHIR_EXPORT_OWNER}"),
@@ -353,6 +364,10 @@ def expectation(
     route: Route, actor: str, method: str = "GET", fhir_actors: frozenset[str] = frozenset()
 ) -> str:
     """'page' (< 400), 'login' (sent to sign in), 'unauthenticated' (401) or 'refused'."""
+    if route.kind == "portal":
+        if actor == ANONYMOUS:
+            return "portal login"
+        return "page" if actor == Role.PATIENT else "refused"
     if route.kind == "fhir":
         if actor not in fhir_actors:
             return "unauthenticated"
@@ -379,6 +394,8 @@ def expectation(
 def outcome(status: int, location: str) -> str:
     if status in (301, 302, 303) and location.startswith(LOGIN_PATH):
         return "login"
+    if status in (301, 302, 303) and location.startswith(PORTAL_LOGIN_PATH):
+        return "portal login"
     if status in (301, 302, 303) and location.startswith(SECOND_FACTOR_PATH):
         return "second factor"
     if status < 400:
@@ -470,7 +487,7 @@ def test_every_actor_gets_what_the_table_says(route: Route, world: World) -> Non
                 wrong.append(f"{method}: 405 for some actors only: {answers}")
             continue
         for actor, (status, location) in answers.items():
-            if route.kind == "public":
+            if route.kind in ("public", "portal-public"):
                 # A page or any redirect (signing out sends you to sign in).
                 if status >= 400:
                     wrong.append(f"{method} as {actor}: public route answered {status}")

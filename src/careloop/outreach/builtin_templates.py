@@ -934,3 +934,56 @@ _add(
     es="{{ practice.name }}: Su cita del {{ appointment.date }} a las {{ appointment.time }} "
     "ha sido cancelada. Para reservar otro horario, llame al {{ practice.phone }}.",
 )
+
+# --- patient portal: one-time codes and sign-in links (careloop.portal.accounts) ----------
+# Sent under the appointment purpose (no frequency cap, opt-out rather than opt-in): a
+# patient asked for them seconds ago. Each says what to do if they did not ask.
+
+_add(
+    "portal-verify-code",
+    SMS,
+    APPOINTMENT,
+    G,
+    en="{{ practice.name }}: Your patient portal code is {{ portal.code }}. It expires in 15 "
+    "minutes. If you did not ask for it, ignore this text.",
+    es="{{ practice.name }}: Su código del portal del paciente es {{ portal.code }}. Vence en "
+    "15 minutos. Si no lo pidió, ignore este mensaje.",
+)
+_add(
+    "portal-verify-code",
+    EMAIL,
+    APPOINTMENT,
+    G,
+    en=(
+        "Your patient portal code",
+        "Your code to set up your {{ practice.name }} patient portal account is:\n\n"
+        "{{ portal.code }}\n\n"
+        "It expires in 15 minutes and works once. If you did not ask for it, you can "
+        "ignore this e-mail; questions: {{ practice.phone }}.",
+    ),
+    es=(
+        "Su código del portal del paciente",
+        "Su código para crear su cuenta del portal del paciente de {{ practice.name }} es:\n\n"
+        "{{ portal.code }}\n\n"
+        "Vence en 15 minutos y funciona una sola vez. Si no lo pidió, puede ignorar este "
+        "correo; preguntas: {{ practice.phone }}.",
+    ),
+)
+_add(
+    "portal-signin-link",
+    EMAIL,
+    APPOINTMENT,
+    G,
+    en=(
+        "Your sign-in link for {{ practice.name }}",
+        "Use this link to sign in to your patient portal:\n{{ link.signin }}\n\n"
+        "It expires in 15 minutes and works once. If you did not ask for it, you can "
+        "ignore this e-mail; questions: {{ practice.phone }}.",
+    ),
+    es=(
+        "Su enlace para iniciar sesión en {{ practice.name }}",
+        "Use este enlace para iniciar sesión en su portal del paciente:\n{{ link.signin }}\n\n"
+        "Vence en 15 minutos y funciona una sola vez. Si no lo pidió, puede ignorar este "
+        "correo; preguntas: {{ practice.phone }}.",
+    ),
+)

@@ -103,6 +103,13 @@ PLACEHOLDERS: dict[str, Placeholder] = {
         _link("confirm", "Confirm the appointment (signed)"),
         _link("form", "A form to fill in (intake, consents, pre-registration, survey)"),
         _link("join", "Join a telehealth visit"),
+        _link("signin", "A one-time portal sign-in link (careloop.portal; 15 minutes)"),
+        _p(
+            "portal.code",
+            G,
+            "A one-time portal verification code (careloop.portal; 15 minutes)",
+            ("482913", "482913"),
+        ),
         _p(
             "appointment.date",
             L,

@@ -32,8 +32,8 @@ from careloop.outreach.models import (
     EnrollmentStatus,
     Journey,
     Message,
-    MessageTemplate,
     MessageStatus,
+    MessageTemplate,
     StaffTask,
     TaskStatus,
 )

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import uuid
 
+from django.conf import settings
 from django.db import models
 
 from careloop.security.fields import EncryptedTextField
@@ -173,4 +174,78 @@ class PushDelivery(models.Model):
         ordering = ["delivered_at", "id"]
         constraints = [
             models.UniqueConstraint(fields=["message", "subscription"], name="push_delivery_once"),
+        ]
+
+
+# --- portal accounts and one-time challenges (careloop.portal.accounts) -------------------
+
+
+class PortalAccount(models.Model):
+    """A patient user's link to the one patient record they are (docs/decisions.md).
+
+    One row per user and one per patient: self-registration can never give a record a
+    second account, nor an account a second record. Parents and caregivers will get
+    their own table of proxy grants beside this one (careloop.portal.accounts.
+    portal_patients_for), never a second row here.
+    """
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        primary_key=True,
+        related_name="portal_account",
+    )
+    patient = models.OneToOneField(
+        "patients.Patient", on_delete=models.PROTECT, related_name="portal_account"
+    )
+    created_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["created_at", "user"]
+
+
+class ChallengeKind(models.TextChoices):
+    REGISTER_CODE = "register_code", "Registration code"
+    SIGNIN_LINK = "signin_link", "Sign-in link"
+
+
+class PortalChallenge(models.Model):
+    """A one-time secret sent to a patient's contact on file: a 6-digit registration
+    code or a sign-in link. Only a keyed digest of the secret is stored; the message
+    that carried it is in the outbox (encrypted). Used once (`used_at`), then never
+    again; `attempts` bounds guessing a code."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    kind = models.CharField(max_length=16, choices=ChallengeKind.choices)
+    patient = models.ForeignKey(
+        "patients.Patient", on_delete=models.CASCADE, related_name="portal_challenges"
+    )
+    # The account a sign-in link opens (None for a registration code).
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
+    channel = models.CharField(max_length=8)
+    digest = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+    used_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(kind__in=ChallengeKind.values), name="portal_challenge_kind"
+            ),
+            # why: every one-time secret expires; one without an end is a standing password.
+            models.CheckConstraint(
+                condition=models.Q(expires_at__gt=models.F("created_at")),
+                name="portal_challenge_expires",
+            ),
+            # why: a sign-in link opens exactly one account; a code opens none yet.
+            models.CheckConstraint(
+                condition=models.Q(kind="signin_link", user__isnull=False)
+                | models.Q(kind="register_code", user__isnull=True),
+                name="portal_challenge_user_by_kind",
+            ),
         ]

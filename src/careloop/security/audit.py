@@ -50,6 +50,9 @@ ACTIONS: frozenset[str] = frozenset(
         "auth.mfa_failed",
         "auth.reauth",
         "auth.session_expired",
+        "portal.register_start",
+        "portal.register",
+        "portal.signin_link",
         "user.create",
         "user.disable",
         "user.enable",
@@ -114,6 +117,12 @@ ACTIONS: frozenset[str] = frozenset(
         "journey.exit",
         "journey.dry_run",
         "appointment.confirm",
+        "appointment.book",
+        "appointment.reschedule",
+        "appointment.cancel",
+        "appointment.check_in",
+        "appointment.complete",
+        "appointment.no_show",
         "task.update",
     }
 )
