@@ -1,14 +1,21 @@
-"""The one interface every channel implements, and the two ways a send can fail.
+"""The one interface every channel implements, and the ways a send can fail.
 
 `send` either returns the provider's id for the message or raises: a
 `TemporaryFailure` (try again later, after `retry_after` seconds if the provider said
-so) or a `PermanentFailure` (this message will never go; dead-letter it). Reasons are
-coded words and provider codes, never provider text, which may quote an address.
+so), an `UnknownOutcome` (the request may have reached the provider: reconcile before
+any resend) or a `PermanentFailure` (this message will never go; dead-letter it).
+Reasons are coded words and provider codes, never provider text, which may quote an
+address.
+
+A channel whose provider can be asked what it has (`Reconcilable.lookup`) lets the
+dispatcher settle a message whose fate is unknown after a crash without resending it;
+one that cannot be asked (SMTP) must make a resend recognisable instead.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Protocol
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     from careloop.outreach.models import Message
@@ -28,8 +35,21 @@ class TemporaryFailure(SendFailure):
         self.retry_after = retry_after
 
 
+class UnknownOutcome(TemporaryFailure):
+    """The request went out but no answer came back (a read timeout, a dropped
+    connection, an answer we could not read): the provider may have the message."""
+
+
 class PermanentFailure(SendFailure):
     """This message will never be accepted as it is (bad address, refused content)."""
+
+
+@dataclass(frozen=True)
+class Found:
+    """The provider's record of a message we may have sent: its id and coded status."""
+
+    provider_id: str
+    status: str
 
 
 class Channel(Protocol):
@@ -38,4 +58,14 @@ class Channel(Protocol):
 
     def send(self, message: Message) -> str:
         """Hand the message to the provider once; the provider's id for it."""
+        ...
+
+
+@runtime_checkable
+class Reconcilable(Protocol):
+    """A channel whose provider can say whether it already has a message."""
+
+    def lookup(self, message: Message) -> Found | None:
+        """The provider's record of `message` if it has one, else None; raises
+        `TemporaryFailure` when the provider cannot be asked now."""
         ...
