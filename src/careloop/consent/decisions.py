@@ -14,6 +14,11 @@ withheld message always names the rule a person would have to change:
 7. no_consent                  a consent the channel or purpose needs was never given
 8. quiet_hours                 inside the patient's local quiet hours (SMS, voice, push)
 9. frequency_cap               the channel's cap for non-urgent purposes is reached
+
+The rules read a patient's `ContactFacts` and nothing else, and `decide` runs them.
+`may_contact` loads the facts of one patient lazily (a rule that is never reached
+costs no query); careloop.outreach.campaign loads them for a whole population in a
+few set-based statements and runs the very same `decide`, so the two cannot disagree.
 """
 
 from __future__ import annotations
@@ -21,9 +26,13 @@ from __future__ import annotations
 import datetime
 import enum
 import zoneinfo
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
+from typing import Protocol
 
 from django.conf import settings
+from django.db.models import Count, Min, Q
 
 from careloop.consent.ledger import consent_current
 from careloop.consent.models import (
@@ -39,6 +48,7 @@ from careloop.consent.models import (
     TopicRestriction,
 )
 from careloop.patients.models import ContactPoint, ContactSystem, LifecycleStage, Patient
+from careloop.portal.selectors import push_subscribed
 
 
 class Reason(enum.StrEnum):
@@ -87,11 +97,87 @@ def _deny(reason: Reason, detail: str = "", retry_at: datetime.datetime | None =
     return Decision(False, reason, detail, retry_at)
 
 
-def _quiet_window(
-    preference: CommunicationPreference | None,
-) -> tuple[datetime.time, datetime.time]:
-    if preference and preference.quiet_start and preference.quiet_end:
-        return preference.quiet_start, preference.quiet_end
+@dataclass(frozen=True, slots=True)
+class Ask:
+    """The message being decided: the same for every patient of a campaign."""
+
+    channel: Channel
+    purpose: Purpose
+    content_class: ContentClass
+    at: datetime.datetime
+    topic: RestrictedTopic | None = None
+
+    @classmethod
+    def of(
+        cls,
+        channel: Channel | str,
+        purpose: Purpose | str,
+        content_class: ContentClass | str,
+        at: datetime.datetime,
+        topic: RestrictedTopic | str | None = None,
+    ) -> Ask:
+        return cls(
+            Channel(channel),
+            Purpose(purpose),
+            ContentClass(content_class),
+            at,
+            RestrictedTopic(topic) if topic is not None else None,
+        )
+
+    @property
+    def consent_kind(self) -> ConsentKind | None:
+        """The ledger consent the channel needs (None: the channel needs none)."""
+        return CHANNEL_CONSENT.get(self.channel)
+
+    def caps(self) -> list[tuple[int, int]]:
+        """The channel's frequency caps, (at most N, in D days); none for urgent purposes."""
+        if self.purpose in URGENT_PURPOSES:
+            return []
+        caps: dict[str, list[tuple[int, int]]] = settings.CONTACT_FREQUENCY_CAPS
+        return list(caps.get(self.channel, []))
+
+
+class ContactFacts(Protocol):
+    """What the rules know of one patient, for one `Ask`.
+
+    `topic_barred`, `has_address`, `channel_consent`, `opt_in` and `marketing_consent`
+    are about the ask's topic, channel and purpose; `recent_contacts` holds, for each
+    of `Ask.caps()` in order, the non-urgent contacts on the channel in the window
+    (at - days, at]: how many, and the earliest.
+    """
+
+    @property
+    def deceased(self) -> bool: ...
+    @property
+    def do_not_contact(self) -> bool: ...
+    @property
+    def topic_barred(self) -> bool: ...
+    @property
+    def has_address(self) -> bool: ...
+    @property
+    def channel_consent(self) -> ConsentStatus | None: ...
+    @property
+    def opt_in(self) -> bool | None: ...
+    @property
+    def marketing_consent(self) -> ConsentStatus | None: ...
+    @property
+    def quiet_window(self) -> tuple[datetime.time, datetime.time] | None: ...
+    @property
+    def time_zone(self) -> str: ...
+    @property
+    def recent_contacts(self) -> tuple[tuple[int, datetime.datetime | None], ...]: ...
+
+
+def own_quiet_window(
+    quiet_start: datetime.time | None, quiet_end: datetime.time | None
+) -> tuple[datetime.time, datetime.time] | None:
+    """The patient's own quiet hours; a half-set window is none (the practice's hold)."""
+    if quiet_start and quiet_end:
+        return quiet_start, quiet_end
+    return None
+
+
+def _practice_quiet_window() -> tuple[datetime.time, datetime.time]:
     start, end = settings.CONTACT_QUIET_HOURS
     return datetime.time.fromisoformat(start), datetime.time.fromisoformat(end)
 
@@ -119,21 +205,207 @@ def quiet_until(
     return wall.astimezone(datetime.UTC).astimezone(tz)
 
 
-def _cap_reached(
-    *, patient: Patient, channel: Channel, at: datetime.datetime
-) -> tuple[str, datetime.datetime] | None:
-    caps: dict[str, list[tuple[int, int]]] = settings.CONTACT_FREQUENCY_CAPS
-    for limit, days in caps.get(channel, []):
-        since = at - datetime.timedelta(days=days)
-        recent = list(
-            ContactEvent.objects.filter(patient=patient, channel=channel, at__gt=since, at__lte=at)
-            .exclude(purpose__in=URGENT_PURPOSES)
-            .order_by("at")
-            .values_list("at", flat=True)[:limit]
-        )
-        if len(recent) >= limit:
-            return f"{limit} per {days} day(s)", recent[0] + datetime.timedelta(days=days)
+# --- the rules, in order: the first that says no gives the reason ----------------------
+
+Rule = Callable[[ContactFacts, Ask], Decision | None]
+
+
+def _deceased(facts: ContactFacts, ask: Ask) -> Decision | None:
+    return _deny(Reason.DECEASED) if facts.deceased else None
+
+
+def _do_not_contact(facts: ContactFacts, ask: Ask) -> Decision | None:
+    return _deny(Reason.DO_NOT_CONTACT) if facts.do_not_contact else None
+
+
+def _restricted_topic(facts: ContactFacts, ask: Ask) -> Decision | None:
+    if ask.topic is None:
+        return None
+    if facts.topic_barred:
+        return _deny(Reason.RESTRICTED_CONDITION, f"patient barred outreach about {ask.topic}")
+    if ask.channel != Channel.PORTAL:
+        return _deny(Reason.RESTRICTED_CONDITION, f"{ask.topic} content stays in the portal")
     return None
+
+
+def _sensitive_content(facts: ContactFacts, ask: Ask) -> Decision | None:
+    if ask.content_class == ContentClass.SENSITIVE and ask.channel != Channel.PORTAL:
+        return _deny(Reason.SENSITIVE_CONTENT_CHANNEL)
+    return None
+
+
+def _address(facts: ContactFacts, ask: Ask) -> Decision | None:
+    if ask.channel in ADDRESS_FLAG:
+        return None if facts.has_address else _deny(Reason.NO_VERIFIED_ADDRESS)
+    if ask.channel == Channel.PUSH:
+        # A push address is a live browser subscription (careloop.portal).
+        return (
+            None if facts.has_address else _deny(Reason.NO_VERIFIED_ADDRESS, "no push subscription")
+        )
+    return None
+
+
+def _consent(facts: ContactFacts, ask: Ask) -> Decision | None:
+    channel, purpose = ask.channel, ask.purpose
+    if ask.consent_kind is not None:
+        status = facts.channel_consent
+        if status == ConsentStatus.REVOKED:
+            return _deny(Reason.OPTED_OUT, f"{channel} consent revoked")
+        if status != ConsentStatus.GRANTED:
+            return _deny(Reason.NO_CONSENT, f"no {channel} consent on file")
+    opt_in = facts.opt_in
+    if opt_in is False:
+        return _deny(Reason.OPTED_OUT, f"opted out of {purpose} by {channel}")
+    if purpose == Purpose.MARKETING:
+        status = facts.marketing_consent
+        if status == ConsentStatus.REVOKED:
+            return _deny(Reason.OPTED_OUT, "marketing consent revoked")
+        if status != ConsentStatus.GRANTED or opt_in is not True:
+            return _deny(Reason.NO_CONSENT, "marketing needs an opt-in")
+    elif purpose not in OPT_OUT_PURPOSES and opt_in is not True:
+        return _deny(Reason.NO_CONSENT, f"{purpose} needs an opt-in")
+    return None
+
+
+def _quiet_hours(facts: ContactFacts, ask: Ask) -> Decision | None:
+    if ask.channel not in INTRUSIVE:
+        return None
+    start, end = facts.quiet_window or _practice_quiet_window()
+    until = quiet_until(at=ask.at, zone=facts.time_zone, start=start, end=end)
+    if until is None:
+        return None
+    return _deny(Reason.QUIET_HOURS, f"quiet {start:%H:%M}-{end:%H:%M} local", until)
+
+
+def _frequency_cap(facts: ContactFacts, ask: Ask) -> Decision | None:
+    caps = ask.caps()
+    if not caps:
+        return None
+    for (limit, days), (count, earliest) in zip(caps, facts.recent_contacts, strict=True):
+        if count >= limit and earliest is not None:
+            return _deny(
+                Reason.FREQUENCY_CAP,
+                f"{limit} per {days} day(s)",
+                earliest + datetime.timedelta(days=days),
+            )
+    return None
+
+
+RULES: tuple[Rule, ...] = (
+    _deceased,
+    _do_not_contact,
+    _restricted_topic,
+    _sensitive_content,
+    _address,
+    _consent,
+    _quiet_hours,
+    _frequency_cap,
+)
+
+
+def decide(facts: ContactFacts, ask: Ask) -> Decision:
+    """The rule table over one patient's facts: the first rule that says no, or allowed."""
+    for rule in RULES:
+        denial = rule(facts, ask)
+        if denial is not None:
+            return denial
+    return ALLOWED
+
+
+# --- one patient ------------------------------------------------------------------------
+
+
+class PatientFacts:
+    """One patient's facts, each read from the database when a rule first asks for it."""
+
+    def __init__(self, patient: Patient, ask: Ask) -> None:
+        self.patient = patient
+        self.ask = ask
+
+    @property
+    def deceased(self) -> bool:
+        patient = self.patient
+        return patient.deceased_on is not None or patient.lifecycle_stage == LifecycleStage.DECEASED
+
+    @property
+    def time_zone(self) -> str:
+        return self.patient.time_zone
+
+    @cached_property
+    def _preference(self) -> CommunicationPreference | None:
+        return CommunicationPreference.objects.filter(patient=self.patient).first()
+
+    @property
+    def do_not_contact(self) -> bool:
+        return self._preference is not None and self._preference.do_not_contact
+
+    @property
+    def quiet_window(self) -> tuple[datetime.time, datetime.time] | None:
+        if self._preference is None:
+            return None
+        return own_quiet_window(self._preference.quiet_start, self._preference.quiet_end)
+
+    @property
+    def topic_barred(self) -> bool:
+        restrictions = TopicRestriction.objects.filter(patient=self.patient, topic=self.ask.topic)
+        return restrictions.exists()
+
+    @property
+    def has_address(self) -> bool:
+        channel = self.ask.channel
+        if channel == Channel.PUSH:
+            return push_subscribed(patient_id=self.patient.pk)
+        system = ContactSystem.EMAIL if channel == Channel.EMAIL else ContactSystem.PHONE
+        return ContactPoint.objects.filter(
+            patient=self.patient, system=system, verified=True, **{ADDRESS_FLAG[channel]: True}
+        ).exists()
+
+    @property
+    def channel_consent(self) -> ConsentStatus | None:
+        kind = self.ask.consent_kind
+        if kind is None:
+            return None
+        return consent_current(patient=self.patient, kind=kind, at=self.ask.at)
+
+    @cached_property
+    def opt_in(self) -> bool | None:
+        return (
+            ChannelOptIn.objects.filter(
+                patient=self.patient, channel=self.ask.channel, purpose=self.ask.purpose
+            )
+            .values_list("opted_in", flat=True)
+            .first()
+        )
+
+    @property
+    def marketing_consent(self) -> ConsentStatus | None:
+        return consent_current(patient=self.patient, kind=ConsentKind.MARKETING, at=self.ask.at)
+
+    @property
+    def recent_contacts(self) -> tuple[tuple[int, datetime.datetime | None], ...]:
+        at = self.ask.at
+        windows = {
+            f"w{i}": Q(at__gt=at - datetime.timedelta(days=days))
+            for i, (_, days) in enumerate(self.ask.caps())
+        }
+        if not windows:
+            return ()
+        aggregates: dict[str, Count | Min] = {}
+        for name, window in windows.items():
+            aggregates[f"{name}_n"] = Count("pk", filter=window)
+            aggregates[f"{name}_first"] = Min("at", filter=window)
+        longest = max(days for _, days in self.ask.caps())
+        found = (
+            ContactEvent.objects.filter(
+                patient=self.patient,
+                channel=self.ask.channel,
+                at__gt=at - datetime.timedelta(days=longest),
+                at__lte=at,
+            )
+            .exclude(purpose__in=URGENT_PURPOSES)
+            .aggregate(**aggregates)
+        )
+        return tuple((found[f"{name}_n"], found[f"{name}_first"]) for name in windows)
 
 
 def may_contact(
@@ -146,72 +418,5 @@ def may_contact(
     topic: RestrictedTopic | str | None = None,
 ) -> Decision:
     """May careloop send this patient this kind of message on this channel at `at`?"""
-    channel, purpose, content_class = (
-        Channel(channel),
-        Purpose(purpose),
-        ContentClass(content_class),
-    )
-    if patient.deceased_on is not None or patient.lifecycle_stage == LifecycleStage.DECEASED:
-        return _deny(Reason.DECEASED)
-    preference = CommunicationPreference.objects.filter(patient=patient).first()
-    if preference is not None and preference.do_not_contact:
-        return _deny(Reason.DO_NOT_CONTACT)
-    if topic is not None:
-        topic = RestrictedTopic(topic)
-        if TopicRestriction.objects.filter(patient=patient, topic=topic).exists():
-            return _deny(Reason.RESTRICTED_CONDITION, f"patient barred outreach about {topic}")
-        if channel != Channel.PORTAL:
-            return _deny(Reason.RESTRICTED_CONDITION, f"{topic} content stays in the portal")
-    if content_class == ContentClass.SENSITIVE and channel != Channel.PORTAL:
-        return _deny(Reason.SENSITIVE_CONTENT_CHANNEL)
-    if channel in ADDRESS_FLAG:
-        system = ContactSystem.EMAIL if channel == Channel.EMAIL else ContactSystem.PHONE
-        carries = ContactPoint.objects.filter(
-            patient=patient, system=system, verified=True, **{ADDRESS_FLAG[channel]: True}
-        )
-        if not carries.exists():
-            return _deny(Reason.NO_VERIFIED_ADDRESS)
-    elif channel == Channel.PUSH:
-        # Push subscriptions arrive with the portal; until a patient has one, no push.
-        return _deny(Reason.NO_VERIFIED_ADDRESS, "no push subscription")
-    denial = _consent_denial(patient=patient, channel=channel, purpose=purpose, at=at)
-    if denial is not None:
-        return denial
-    if channel in INTRUSIVE:
-        start, end = _quiet_window(preference)
-        until = quiet_until(at=at, zone=patient.time_zone, start=start, end=end)
-        if until is not None:
-            return _deny(Reason.QUIET_HOURS, f"quiet {start:%H:%M}-{end:%H:%M} local", until)
-    if purpose not in URGENT_PURPOSES:
-        reached = _cap_reached(patient=patient, channel=channel, at=at)
-        if reached is not None:
-            return _deny(Reason.FREQUENCY_CAP, reached[0], reached[1])
-    return ALLOWED
-
-
-def _consent_denial(
-    *, patient: Patient, channel: Channel, purpose: Purpose, at: datetime.datetime
-) -> Decision | None:
-    needed = CHANNEL_CONSENT.get(channel)
-    if needed is not None:
-        status = consent_current(patient=patient, kind=needed, at=at)
-        if status == ConsentStatus.REVOKED:
-            return _deny(Reason.OPTED_OUT, f"{channel} consent revoked")
-        if status != ConsentStatus.GRANTED:
-            return _deny(Reason.NO_CONSENT, f"no {channel} consent on file")
-    opt_in = (
-        ChannelOptIn.objects.filter(patient=patient, channel=channel, purpose=purpose)
-        .values_list("opted_in", flat=True)
-        .first()
-    )
-    if opt_in is False:
-        return _deny(Reason.OPTED_OUT, f"opted out of {purpose} by {channel}")
-    if purpose == Purpose.MARKETING:
-        status = consent_current(patient=patient, kind=ConsentKind.MARKETING, at=at)
-        if status == ConsentStatus.REVOKED:
-            return _deny(Reason.OPTED_OUT, "marketing consent revoked")
-        if status != ConsentStatus.GRANTED or opt_in is not True:
-            return _deny(Reason.NO_CONSENT, "marketing needs an opt-in")
-    elif purpose not in OPT_OUT_PURPOSES and opt_in is not True:
-        return _deny(Reason.NO_CONSENT, f"{purpose} needs an opt-in")
-    return None
+    ask = Ask.of(channel, purpose, content_class, at, topic)
+    return decide(PatientFacts(patient, ask), ask)
