@@ -1,4 +1,4 @@
-"""Providers, locations, appointment types and appointments."""
+"""Providers, locations, appointment types, availability and appointments."""
 
 from __future__ import annotations
 
@@ -46,17 +46,106 @@ class AppointmentType(models.Model):
     self_bookable = models.BooleanField(default=False)
     # The CPT/HCPCS code the visit is billed under, which quality measures look for.
     visit_code = models.CharField(max_length=16, blank=True)
+    # Booking rules. Database defaults too, so rows made outside the ORM (EHR ingest,
+    # the demo loader) get the same rules.
+    lead_minutes = models.PositiveIntegerField(default=0, db_default=0)
+    horizon_days = models.PositiveSmallIntegerField(default=90, db_default=90)
+    buffer_minutes = models.PositiveSmallIntegerField(default=0, db_default=0)
+    # At most this many of this type per provider and local day; null is no cap.
+    per_day_cap = models.PositiveSmallIntegerField(null=True, blank=True)
 
     class Meta:
         ordering = ["name"]
         constraints = [
             models.CheckConstraint(
                 condition=models.Q(minutes__gt=0), name="appttype_minutes_positive"
-            )
+            ),
+            models.CheckConstraint(
+                condition=models.Q(horizon_days__gt=0), name="appttype_horizon_positive"
+            ),
         ]
 
     def __str__(self) -> str:
         return self.name
+
+
+class WeeklyAvailability(models.Model):
+    """A provider's recurring hours at a location: one weekday, local wall-clock times
+    (in the location's zone), valid between two dates (inclusive; no end is open)."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    provider = models.ForeignKey(Provider, on_delete=models.CASCADE, related_name="availability")
+    location = models.ForeignKey(Location, on_delete=models.CASCADE, related_name="availability")
+    weekday = models.PositiveSmallIntegerField(help_text="0 is Monday, as date.weekday()")
+    start_time = models.TimeField()
+    end_time = models.TimeField()
+    valid_from = models.DateField()
+    valid_to = models.DateField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["provider", "weekday", "start_time"]
+        indexes = [models.Index(fields=["provider", "weekday"], name="avail_provider_weekday_idx")]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(weekday__lte=6), name="avail_weekday_range"),
+            models.CheckConstraint(
+                condition=models.Q(end_time__gt=models.F("start_time")),
+                name="avail_end_after_start",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(valid_to__isnull=True)
+                | models.Q(valid_to__gte=models.F("valid_from")),
+                name="avail_valid_range",
+            ),
+        ]
+
+
+class ExceptionKind(models.TextChoices):
+    EXTRA = "extra", "Extra hours"
+    BLOCK = "block", "Block"
+
+
+class AvailabilityException(models.Model):
+    """One date that differs from the weekly pattern: extra hours for a provider at a
+    location, or a block (a meeting, leave, a holiday). A block with no provider applies
+    to the whole practice, with no location to every location, with no times to the
+    whole day. Times are local to the location of the hours they change."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    kind = models.CharField(max_length=8, choices=ExceptionKind.choices)
+    provider = models.ForeignKey(
+        Provider, on_delete=models.CASCADE, null=True, blank=True, related_name="exceptions"
+    )
+    location = models.ForeignKey(
+        Location, on_delete=models.CASCADE, null=True, blank=True, related_name="exceptions"
+    )
+    date = models.DateField()
+    start_time = models.TimeField(null=True, blank=True)
+    end_time = models.TimeField(null=True, blank=True)
+    # A coded word ("holiday", "training"), never a patient's anything.
+    label = models.CharField(max_length=60, blank=True)
+
+    class Meta:
+        ordering = ["date", "start_time"]
+        indexes = [models.Index(fields=["date"], name="availexc_date_idx")]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(kind__in=ExceptionKind.values), name="availexc_kind_known"
+            ),
+            # Either the whole day (no times) or a real interval.
+            models.CheckConstraint(
+                condition=models.Q(start_time__isnull=True, end_time__isnull=True)
+                | models.Q(end_time__gt=models.F("start_time")),
+                name="availexc_times",
+            ),
+            # Extra hours are someone's hours somewhere, at stated times.
+            models.CheckConstraint(
+                condition=~models.Q(kind=ExceptionKind.EXTRA)
+                | models.Q(
+                    provider__isnull=False, location__isnull=False, start_time__isnull=False
+                ),
+                name="availexc_extra_complete",
+            ),
+        ]
 
 
 class AppointmentStatus(models.TextChoices):
@@ -66,6 +155,16 @@ class AppointmentStatus(models.TextChoices):
     FULFILLED = "fulfilled", "Completed"
     CANCELLED = "cancelled", "Cancelled"
     NO_SHOW = "noshow", "No-show"
+
+
+# The statuses that hold the provider's time; cancelled and no-show free it. The
+# exclusion constraint (migration 0002) names the same list.
+HOLDING_STATUSES: tuple[str, ...] = (
+    AppointmentStatus.BOOKED,
+    AppointmentStatus.CONFIRMED,
+    AppointmentStatus.CHECKED_IN,
+    AppointmentStatus.FULFILLED,
+)
 
 
 class Appointment(models.Model):
@@ -83,6 +182,14 @@ class Appointment(models.Model):
     )
     source = models.CharField(max_length=16, default="careloop")
     created_at = models.DateTimeField()
+    # The end of the time this booking claims: `end` plus the type's buffer. Set only
+    # by careloop's booking service; EHR rows leave it null, so the exclusion constraint
+    # (which covers rows with it) never refuses what the EHR reports, and conflicts with
+    # EHR rows are found by the booking check instead (docs/decisions.md).
+    busy_until = models.DateTimeField(null=True, blank=True)
+    rescheduled_from = models.OneToOneField(
+        "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="rescheduled_to"
+    )
 
     class Meta:
         ordering = ["start"]
@@ -97,5 +204,11 @@ class Appointment(models.Model):
             ),
             models.CheckConstraint(
                 condition=models.Q(status__in=AppointmentStatus.values), name="appt_status_known"
+            ),
+            # The claimed time covers the visit itself (a range the exclusion can take).
+            models.CheckConstraint(
+                condition=models.Q(busy_until__isnull=True)
+                | models.Q(busy_until__gte=models.F("end")),
+                name="appt_busy_covers_visit",
             ),
         ]

@@ -1,0 +1,290 @@
+"""Booking and the appointment's life after it: reschedule, cancel, check in, complete,
+no-show. Each is one transaction that also writes the patient's timeline and an audit
+event; outreach journeys read the resulting rows (status, created_at).
+
+No double booking: the booking re-checks the slot inside its transaction and writes
+`busy_until`, which PostgreSQL's exclusion constraint (migration 0003) compares, so of
+two concurrent bookings of one slot exactly one commits. SQLite has no such
+constraint; there the transaction is exclusive (`exclusive_transaction`), so bookings
+run one at a time and the re-check sees the winner. The loser gets `SlotTaken` with
+the next free slots.
+"""
+
+from __future__ import annotations
+
+import datetime
+from zoneinfo import ZoneInfo
+
+from django.db import IntegrityError
+from django.db.models.functions import Coalesce
+from django_tasks_db.utils import exclusive_transaction
+
+from careloop.core.clock import now
+from careloop.patients.models import Patient, TimelineKind
+from careloop.patients.timeline import timeline_add
+from careloop.scheduling.models import (
+    HOLDING_STATUSES,
+    Appointment,
+    AppointmentStatus,
+    AppointmentType,
+    Location,
+    Provider,
+)
+from careloop.scheduling.slots import LONGEST, Slot, slots_search
+from careloop.security.audit import audit_record
+from careloop.security.models import User
+from careloop.security.permissions import Actor, Op, Resource, require
+
+ALTERNATIVES = 5
+ALTERNATIVE_DAYS = 14
+EXCLUSION = "appt_no_double_booking"
+# Statuses from which each change may happen.
+OPEN = (AppointmentStatus.BOOKED, AppointmentStatus.CONFIRMED)
+ARRIVED = (*OPEN, AppointmentStatus.CHECKED_IN)
+
+
+class SlotUnavailable(Exception):  # noqa: N818 - the words the front desk uses
+    """The time asked for cannot be booked; `alternatives` are the next free slots."""
+
+    def __init__(self, message: str, alternatives: list[Slot]) -> None:
+        super().__init__(message)
+        self.alternatives = alternatives
+
+
+class SlotTaken(SlotUnavailable):
+    """Someone else holds (or just took) the provider's time."""
+
+
+class AppointmentStateError(Exception):
+    """The appointment's status does not allow the change (e.g. cancelling a visit
+    that has been completed)."""
+
+
+def appointment_book(
+    *,
+    actor: Actor,
+    patient: Patient,
+    appointment_type: AppointmentType,
+    provider: Provider,
+    location: Location,
+    start: datetime.datetime,
+    source: str = "careloop",
+) -> Appointment:
+    """Book `patient` into the free slot at `start`; `SlotTaken` when the time is held
+    (or was taken while we looked), `SlotUnavailable` when it is not an open slot."""
+    user = require(actor, Op.WRITE, Resource.APPOINTMENTS, patient_id=patient.pk)
+    if start.tzinfo is None:
+        raise ValueError("a booking's start must be an aware datetime")
+    try:
+        with exclusive_transaction():
+            appointment = _claim(
+                patient=patient,
+                appointment_type=appointment_type,
+                provider=provider,
+                location=location,
+                start=start,
+                source=source,
+            )
+            _record(user, appointment, "appointment.book", "Appointment booked")
+            return appointment
+    except IntegrityError as lost:
+        if EXCLUSION not in str(lost):
+            raise
+        raise _taken(appointment_type, provider, location, start) from None
+
+
+def appointment_reschedule(
+    *,
+    actor: Actor,
+    appointment: Appointment,
+    provider: Provider | None = None,
+    location: Location | None = None,
+    start: datetime.datetime,
+) -> Appointment:
+    """Move the appointment to another free slot: the old row is cancelled and a new one
+    booked (pointing back at it) in one transaction, so the old time is free for the
+    new booking and journeys see a fresh booking."""
+    user = require(actor, Op.WRITE, Resource.APPOINTMENTS, patient_id=appointment.patient_id)
+    provider = provider or appointment.provider
+    location = location or appointment.location
+    kind = appointment.appointment_type
+    try:
+        with exclusive_transaction():
+            old = _locked(appointment, OPEN, "reschedule")
+            old.status = AppointmentStatus.CANCELLED
+            old.save(update_fields=["status"])
+            new = _claim(
+                patient=old.patient,
+                appointment_type=kind,
+                provider=provider,
+                location=location,
+                start=start,
+                source=old.source,
+                rescheduled_from=old,
+            )
+            _record(user, new, "appointment.reschedule", "Appointment rescheduled")
+            return new
+    except IntegrityError as lost:
+        if EXCLUSION not in str(lost):
+            raise
+        raise _taken(kind, provider, location, start) from None
+
+
+def appointment_cancel(*, actor: Actor, appointment: Appointment) -> Appointment:
+    """Cancel; the provider's time is free again at once."""
+    return _change(actor, appointment, OPEN, AppointmentStatus.CANCELLED, "appointment.cancel")
+
+
+def appointment_check_in(*, actor: Actor, appointment: Appointment) -> Appointment:
+    return _change(actor, appointment, OPEN, AppointmentStatus.CHECKED_IN, "appointment.check_in")
+
+
+def appointment_complete(*, actor: Actor, appointment: Appointment) -> Appointment:
+    return _change(actor, appointment, ARRIVED, AppointmentStatus.FULFILLED, "appointment.complete")
+
+
+def appointment_no_show(*, actor: Actor, appointment: Appointment) -> Appointment:
+    return _change(actor, appointment, OPEN, AppointmentStatus.NO_SHOW, "appointment.no_show")
+
+
+def _change(
+    actor: Actor,
+    appointment: Appointment,
+    allowed_from: tuple[str, ...],
+    status: AppointmentStatus,
+    action: str,
+) -> Appointment:
+    user = require(actor, Op.WRITE, Resource.APPOINTMENTS, patient_id=appointment.patient_id)
+    with exclusive_transaction():
+        held = _locked(appointment, allowed_from, action.split(".")[1])
+        held.status = status
+        held.save(update_fields=["status"])
+        _record(user, held, action, f"Appointment {status.label.lower()}")
+        return held
+
+
+def _locked(appointment: Appointment, allowed_from: tuple[str, ...], verb: str) -> Appointment:
+    """The appointment, row-locked, when its current status allows `verb`."""
+    held = (
+        Appointment.objects.select_for_update()
+        .select_related("patient", "appointment_type")
+        .get(pk=appointment.pk)
+    )
+    if held.status not in allowed_from:
+        label = AppointmentStatus(held.status).label.lower()
+        verb = verb.replace("_", " ")
+        raise AppointmentStateError(f"cannot {verb} an appointment that is {label}")
+    return held
+
+
+def _claim(
+    *,
+    patient: Patient,
+    appointment_type: AppointmentType,
+    provider: Provider,
+    location: Location,
+    start: datetime.datetime,
+    source: str,
+    rescheduled_from: Appointment | None = None,
+) -> Appointment:
+    """Insert the booking when `start` is a free slot as of now, inside the caller's
+    transaction."""
+    if appointment_type.per_day_cap is not None:
+        # Two bookings of different times could each see the cap not yet reached;
+        # holding the provider's row makes capped types book one at a time per
+        # provider (the exclusion constraint covers only overlaps).
+        Provider.objects.select_for_update().filter(pk=provider.pk).first()
+    day = start.astimezone(ZoneInfo(location.time_zone)).date()
+    free = slots_search(
+        appointment_type=appointment_type,
+        providers=[provider],
+        locations=[location],
+        start_date=day,
+        end_date=day,
+    )
+    slot = next((s for s in free if s.start == start), None)
+    if slot is None:
+        if _held(provider, start, appointment_type):
+            raise _taken(appointment_type, provider, location, start)
+        raise SlotUnavailable(
+            "that time is not an open slot for this appointment type",
+            _next_free(appointment_type, provider, location, start),
+        )
+    buffer = datetime.timedelta(minutes=appointment_type.buffer_minutes)
+    appointment = Appointment(
+        patient=patient,
+        provider=provider,
+        location=location,
+        appointment_type=appointment_type,
+        start=slot.start,
+        end=slot.end,
+        busy_until=slot.end + buffer,
+        status=AppointmentStatus.BOOKED,
+        source=source,
+        created_at=now(),
+        rescheduled_from=rescheduled_from,
+    )
+    appointment.save(force_insert=True)
+    return appointment
+
+
+def _held(provider: Provider, start: datetime.datetime, kind: AppointmentType) -> bool:
+    """Does a booking hold any of the time a visit of `kind` at `start` would claim?"""
+    claim_end = start + datetime.timedelta(minutes=kind.minutes + kind.buffer_minutes)
+    return (
+        Appointment.objects.annotate(claimed_until=Coalesce("busy_until", "end"))
+        .filter(
+            provider=provider,
+            status__in=HOLDING_STATUSES,
+            start__lt=claim_end,
+            start__gte=start - LONGEST,
+            claimed_until__gt=start,
+        )
+        .exists()
+    )
+
+
+def _taken(
+    kind: AppointmentType, provider: Provider, location: Location, start: datetime.datetime
+) -> SlotTaken:
+    return SlotTaken(
+        "that time was just taken; here are the next free times",
+        _next_free(kind, provider, location, start),
+    )
+
+
+def _next_free(
+    kind: AppointmentType, provider: Provider, location: Location, start: datetime.datetime
+) -> list[Slot]:
+    """The first free slots with the same provider and place from `start` on, else the
+    first ones in the fortnight."""
+    day = start.astimezone(ZoneInfo(location.time_zone)).date()
+    free = slots_search(
+        appointment_type=kind,
+        providers=[provider],
+        locations=[location],
+        start_date=day,
+        end_date=day + datetime.timedelta(days=ALTERNATIVE_DAYS),
+    )
+    later = [slot for slot in free if slot.start >= start]
+    return (later or free)[:ALTERNATIVES]
+
+
+def _record(user: User, appointment: Appointment, action: str, summary: str) -> None:
+    """The timeline entry and audit event of a change (coded words only: no PHI)."""
+    timeline_add(
+        patient=appointment.patient,
+        kind=TimelineKind.APPOINTMENT,
+        summary=summary,
+        actor=user,
+        ref_type="appointment",
+        ref_id=str(appointment.pk),
+    )
+    audit_record(
+        action=action,
+        actor=user,
+        patient_id=appointment.patient_id,
+        resource_type="Appointment",
+        resource_id=str(appointment.pk),
+        fields=["status"],
+    )
