@@ -80,16 +80,30 @@ def messages_claim(*, owner: str, limit: int) -> list[Claim]:
     """Lease up to `limit` due messages (queued, or sending under an expired lease)."""
     at = now()
     with exclusive_transaction():
-        rows = list(
-            Message.objects.filter(_due(at))
-            .order_by("next_attempt_at")
+        # Two ordered scans, each on its own index (expired leases first, then due
+        # queued messages), not one OR: PostgreSQL answers the OR by collecting and
+        # sorting every due row on each claim, which a million-message campaign makes
+        # the dispatcher's cost (3.1 times the claims per second split, bench/outreach.py).
+        doubtful = list(
+            Message.objects.filter(status=MessageStatus.SENDING, lease_until__lt=at)
+            .order_by("lease_until")
             .select_for_update(skip_locked=True)
-            .values_list("id", "status")[:limit]
+            .values_list("id", flat=True)[:limit]
         )
-        if not rows:
+        queued = (
+            list(
+                Message.objects.filter(status=MessageStatus.QUEUED, next_attempt_at__lte=at)
+                .order_by("next_attempt_at")
+                .select_for_update(skip_locked=True)
+                .values_list("id", flat=True)[: limit - len(doubtful)]
+            )
+            if len(doubtful) < limit
+            else []
+        )
+        ids = doubtful + queued
+        if not ids:
             return []
-        ids = [pk for pk, _ in rows]
-        doubtful = {pk for pk, status in rows if status == MessageStatus.SENDING}
+        in_doubt = set(doubtful)
         # The due condition again: on SQLite the lock is the exclusive transaction.
         Message.objects.filter(_due(at), id__in=ids).update(
             status=MessageStatus.SENDING,
@@ -101,7 +115,7 @@ def messages_claim(*, owner: str, limit: int) -> list[Claim]:
         )
         claimed = Message.objects.filter(id__in=ids, lease_owner=owner, status="sending")
         return [
-            Claim(pk, token, in_doubt=pk in doubtful)
+            Claim(pk, token, in_doubt=pk in in_doubt)
             for pk, token in claimed.values_list("id", "fencing_token")
         ]
 
