@@ -8,12 +8,16 @@ no canary, so a new class-I field without coverage fails the test.
 
 from __future__ import annotations
 
+import base64
 import datetime
 import json
 import secrets
 import tempfile
 import uuid
 from pathlib import Path
+
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from careloop.consent.ledger import consent_record
 from careloop.consent.models import CaptureMethod, ConsentKind, ConsentStatus
@@ -23,6 +27,8 @@ from careloop.outreach.outbox import Rendered, message_enqueue
 from careloop.patients.household import RelationshipDetails, relationship_add
 from careloop.patients.models import Patient
 from careloop.patients.notes import note_add
+from careloop.portal.push_subscriptions import push_subscribe
+from careloop.portal.threads import portal_message_deliver
 from careloop.security.audit import audit_record
 from careloop.security.break_glass import break_glass_grant
 from careloop.security.models import Role, User
@@ -110,6 +116,31 @@ inbound_receive(
     provider_message_id=f"SM{token}",
     from_address=canary("inboundmessage.fromaddress"),
     body=canary("inboundmessage.body"),
+)
+
+# A secure portal message (its thread and post) and a browser's push subscription,
+# through the portal services that own them.
+portal_message = message_enqueue(
+    patient=patient,
+    channel="portal",  # type: ignore[arg-type]
+    purpose="care_reminder",  # type: ignore[arg-type]
+    content_class="sensitive",  # type: ignore[arg-type]
+    template_id="canary",
+    template_version=1,
+    rendered=Rendered(body=canary("threadmessage.body"), subject=canary("thread.subject")),
+)
+portal_message_deliver(message=portal_message)
+browser_key = ec.generate_private_key(ec.SECP256R1()).public_key()
+point = browser_key.public_bytes(Encoding.X962, PublicFormat.UncompressedPoint)
+push_subscribe(
+    patient=patient,
+    subscription={
+        "endpoint": f"https://fcm.googleapis.com/fcm/send/{canary('pushsubscription.endpoint')}",
+        "keys": {
+            "p256dh": base64.urlsafe_b64encode(point).rstrip(b"=").decode(),
+            "auth": base64.urlsafe_b64encode(secrets.token_bytes(16)).rstrip(b"=").decode(),
+        },
+    },
 )
 
 missing = []

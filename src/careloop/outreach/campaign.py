@@ -408,8 +408,14 @@ def campaign_enqueue(
     # Outside a caller's transaction, the batches are prepared on a second connection
     # while this one copies the previous batch in: the database's work (indexes, WAL)
     # and Python's (decrypt, render, seal) overlap. Inside one, a second connection
-    # would not see the caller's uncommitted rows, so the batches are made here.
-    threaded = not connection.in_atomic_block and len(decisions) >= PIPELINE_MIN
+    # would not see the caller's uncommitted rows, so the batches are made here. SQLite
+    # has one writer and its test databases lock a table against a second reader while
+    # it writes: there the batches are always made here.
+    threaded = (
+        connection.vendor == "postgresql"
+        and not connection.in_atomic_block
+        and len(decisions) >= PIPELINE_MIN
+    )
     with transaction.atomic():
         for already, rows in _batches(plan, decisions, threaded=threaded):
             counts, skipped = _insert(rows)
