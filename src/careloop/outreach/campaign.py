@@ -50,9 +50,9 @@ from careloop.outreach.campaign_facts import (
     id_text_sql,
 )
 from careloop.outreach.models import Message, MessageStatus
-from careloop.outreach.outbox import ADDRESS_SOURCE, Rendered
+from careloop.outreach.outbox import ADDRESS_SOURCE, Rendered, phone_e164
 from careloop.patients.models import ContactPoint, ContactSystem, Patient
-from careloop.security import crypto, normalize
+from careloop.security import crypto
 from careloop.security.audit import audit_record
 from careloop.security.models import User
 from careloop.security.permissions import Op, Resource, require
@@ -261,17 +261,8 @@ def _recipients(
         )
         if sealed is not None:
             address = value(sealed, id_text(contact_id)) or ""
-            addresses[patient_id] = _e164(address) if phone else address
+            addresses[patient_id] = phone_e164(address) if phone else address
     return recipients, addresses
-
-
-def _e164(number: str) -> str:
-    """A phone number as SMS and voice providers take it (E.164); one that cannot be
-    read as such is kept, and the provider's refusal dead-letters the message."""
-    try:
-        return normalize.phone(number)
-    except normalize.NormalizationError:
-        return number
 
 
 @dataclass(frozen=True)

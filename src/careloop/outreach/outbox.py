@@ -23,6 +23,7 @@ from careloop.outreach.models import Enrollment, Message, MessageStatus
 from careloop.outreach.timeline import message_timeline
 from careloop.patients.models import ContactPoint, ContactSystem, Patient
 from careloop.scheduling.models import Appointment
+from careloop.security import normalize
 from careloop.security.audit import audit_record
 from careloop.security.models import User
 from careloop.security.permissions import Op, Resource, require
@@ -80,7 +81,18 @@ def address_for(*, patient: Patient, channel: Channel) -> str:
         .order_by("rank", "id")
         .first()
     )
-    return contact.value if contact is not None else ""
+    if contact is None:
+        return ""
+    return phone_e164(contact.value) if system == ContactSystem.PHONE else contact.value
+
+
+def phone_e164(number: str) -> str:
+    """A phone number as SMS and voice providers take it (E.164); one that cannot be
+    read as such is kept, and the provider's refusal dead-letters the message."""
+    try:
+        return normalize.phone(number)
+    except normalize.NormalizationError:
+        return number
 
 
 def _apply_decision(message: Message, decision: Decision, *, at: datetime.datetime) -> None:

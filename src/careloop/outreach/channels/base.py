@@ -14,11 +14,35 @@ one that cannot be asked (SMTP) must make a resend recognisable instead.
 
 from __future__ import annotations
 
+import os
+import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
+import httpx
+
 if TYPE_CHECKING:
     from careloop.outreach.models import Message
+
+
+_http_lock = threading.Lock()
+_http: tuple[int, httpx.Client] | None = None
+
+
+def provider_http() -> httpx.Client:
+    """This process's HTTP client for providers' REST APIs (SMS, voice).
+
+    One per process, so its TLS context and kept-alive connections are made once, not
+    per message (a fresh client costs tens of milliseconds of CPU); a child process
+    after a fork makes its own rather than sharing the parent's sockets. Callers pass
+    full URLs and their own timeouts.
+    """
+    global _http
+    pid = os.getpid()
+    with _http_lock:
+        if _http is None or _http[0] != pid:
+            _http = (pid, httpx.Client(limits=httpx.Limits(max_keepalive_connections=32)))
+        return _http[1]
 
 
 class SendFailure(Exception):

@@ -29,6 +29,7 @@ from careloop.outreach.channels.base import (
     PermanentFailure,
     TemporaryFailure,
     UnknownOutcome,
+    provider_http,
 )
 from careloop.outreach.models import Message
 
@@ -125,7 +126,7 @@ class TwilioSmsChannel:
                 STATUS_CALLBACK_PATH
             )
         try:
-            response = httpx.post(
+            response = provider_http().post(
                 _messages_url(),
                 data=form,
                 auth=(settings.SMS_ACCOUNT_SID, settings.SMS_AUTH_TOKEN),
@@ -142,7 +143,7 @@ class TwilioSmsChannel:
         """The provider's record of `message`, found by number, text and time."""
         baa_require(vendor_name=self.vendor_name, at=now())
         try:
-            response = httpx.get(
+            response = provider_http().get(
                 _messages_url(),
                 params={"To": message.address, "PageSize": str(LOOKUP_PAGE_SIZE)},
                 auth=(settings.SMS_ACCOUNT_SID, settings.SMS_AUTH_TOKEN),

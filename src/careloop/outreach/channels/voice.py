@@ -21,7 +21,7 @@ from django.urls import reverse
 
 from careloop.consent.baa import baa_require
 from careloop.core.clock import now
-from careloop.outreach.channels.base import PermanentFailure, TemporaryFailure
+from careloop.outreach.channels.base import PermanentFailure, TemporaryFailure, provider_http
 from careloop.outreach.channels.sms import provider_id
 from careloop.outreach.message_tokens import VOICE_GATHER, message_token
 from careloop.outreach.models import Message
@@ -116,7 +116,7 @@ class TwilioVoiceChannel:
             + reverse("outreach:voice_status"),
         }
         try:
-            response = httpx.post(
+            response = provider_http().post(
                 url,
                 data=form,
                 auth=(account, settings.SMS_AUTH_TOKEN),
