@@ -173,7 +173,8 @@ class FakeTwilio:
     ) -> tuple[int, dict[str, str], dict[str, Any]]:
         key = headers.get("Idempotency-Key", "")
         with self._lock:
-            hold = self._holds.popleft() if self._holds and path == self._path else None
+            held = self._holds and path in (self._path, self._calls_path)
+            hold = self._holds.popleft() if held else None
         if hold is not None and not hold.accept:
             hold._hold()
             with self._lock:
@@ -190,19 +191,22 @@ class FakeTwilio:
         self, path: str, headers: dict[str, str]
     ) -> tuple[int, dict[str, str], dict[str, Any]]:
         url = urlsplit(path)
-        if url.path != self._path:
+        if url.path not in (self._path, self._calls_path):
             return 404, {}, {"code": 20404, "message": "The requested resource was not found"}
         if not self._authorised(headers):
             return 401, {}, {"code": 20003, "message": "Authenticate"}
         query = {k: v[0] for k, v in parse_qs(url.query).items()}
         size = int(query.get("PageSize", "50"))
+        calls = url.path == self._calls_path
         with self._lock:
             self.lookups += 1
             if self._script:
                 status, extra = self._script.popleft()
                 return status, extra, {"code": 20429 if status == 429 else 20500, "status": status}
-            found = [dict(m) for m in reversed(self.messages) if query.get("To") in (None, m["to"])]
-        return 200, {}, {"messages": found[:size], "page": 0, "page_size": size}
+            records = [c["resource"] for c in self.calls] if calls else self.messages
+            found = [dict(r) for r in reversed(records) if query.get("To") in (None, r["to"])]
+        key = "calls" if calls else "messages"
+        return 200, {}, {key: found[:size], "page": 0, "page_size": size}
 
     @property
     def _path(self) -> str:

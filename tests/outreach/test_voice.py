@@ -26,7 +26,7 @@ from careloop.consent.models import (
     Purpose,
 )
 from careloop.core import clock
-from careloop.outreach.dispatch import dispatch_due
+from careloop.outreach.dispatch import dispatch_due, messages_claim
 from careloop.outreach.message_tokens import VOICE_GATHER, message_token_open
 from careloop.outreach.models import InboundKind, InboundMessage, Message, MessageStatus
 from careloop.outreach.outbox import About, Rendered, message_enqueue
@@ -276,6 +276,41 @@ def test_a_rate_limited_or_failing_provider_is_retried(voice: FakeTwilio) -> Non
     message.refresh_from_db()
     assert message.status_detail == "voice 503"
     assert voice.calls == []
+
+
+def test_a_call_whose_answer_never_came_is_reconciled_not_placed_twice(
+    voice: FakeTwilio, settings: Any
+) -> None:
+    voice.honour_idempotency_key = False  # like Twilio: a second request is a second call
+    settings.SMS_TIMEOUT_SECONDS = 1
+    message = call(callable_patient(), None)
+    hold = voice.hold_next(accept=True)
+    try:
+        assert dispatch_due() == {"in_doubt": 1}, "a read timeout after the call was placed"
+    finally:
+        hold.release()
+    message.refresh_from_db()
+    assert (message.status, message.status_detail) == (MessageStatus.SENDING, "voice ReadTimeout")
+    assert message.lease_until is not None
+    with clock.frozen(message.lease_until + datetime.timedelta(seconds=1)):
+        assert dispatch_due() == {"reconciled": 1}
+    message.refresh_from_db()
+    assert len(voice.calls) == 1, "the patient's phone rang once"
+    assert message.provider_message_id == voice.calls[0]["resource"]["sid"]
+
+
+def test_a_call_that_never_reached_the_provider_is_placed_once_after_the_lease(
+    voice: FakeTwilio, settings: Any
+) -> None:
+    voice.honour_idempotency_key = False
+    message = call(callable_patient(), None)
+    [claim] = messages_claim(owner="worker-that-died", limit=10)
+    assert claim.message_id == message.pk
+    with clock.frozen(
+        clock.now() + datetime.timedelta(seconds=settings.OUTREACH_LEASE_SECONDS + 1)
+    ):
+        assert dispatch_due() == {"sent": 1}, "the provider had no call: placed now"
+    assert voice.lookups == 1 and len(voice.calls) == 1
 
 
 def test_a_bad_number_is_dead_lettered_by_code(voice: FakeTwilio) -> None:

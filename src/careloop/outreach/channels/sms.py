@@ -16,6 +16,7 @@ The match is by content because Twilio keeps no field of ours on a message.
 from __future__ import annotations
 
 import datetime
+from collections.abc import Callable
 from email.utils import parsedate_to_datetime
 from typing import Any
 
@@ -91,22 +92,31 @@ def _messages_url() -> str:
     return f"{settings.SMS_BASE_URL.rstrip('/')}/2010-04-01/Accounts/{account}/Messages.json"
 
 
-def _is_ours(record: dict[str, Any], message: Message) -> bool:
-    """Could this provider record be `message`: our number, our text, not too old?"""
-    sid, body, created = record.get("sid"), record.get("body"), _created(record)
-    service = settings.SMS_MESSAGING_SERVICE_SID
+def sent_to(record: dict[str, Any], message: Message) -> bool:
+    """Is this provider record one we sent to the message's number, no earlier than
+    the message was made (less the clocks' slack), and not cancelled?"""
+    sid, created = record.get("sid"), _created(record)
     return (
         isinstance(sid, str)
         and bool(sid)
         and record.get("to") == message.address
-        # A provider may add to the text (a trial notice, an opt-out line).
-        and isinstance(body, str)
-        and message.body in body
         and str(record.get("direction", "outbound-api")).startswith("outbound")
-        and (not service or record.get("messaging_service_sid") in (None, service))
         and created is not None
         and created >= message.created_at - CLOCK_SLACK
         and str(record.get("status", "")) not in NEVER_SENT
+    )
+
+
+def _is_ours(record: dict[str, Any], message: Message) -> bool:
+    """Could this provider record be `message`: our number, our text, not too old?"""
+    body = record.get("body")
+    service = settings.SMS_MESSAGING_SERVICE_SID
+    return (
+        sent_to(record, message)
+        # A provider may add to the text (a trial notice, an opt-out line).
+        and isinstance(body, str)
+        and message.body in body
+        and (not service or record.get("messaging_service_sid") in (None, service))
     )
 
 
@@ -142,35 +152,52 @@ class TwilioSmsChannel:
     def lookup(self, message: Message) -> Found | None:
         """The provider's record of `message`, found by number, text and time."""
         baa_require(vendor_name=self.vendor_name, at=now())
-        try:
-            response = provider_http().get(
-                _messages_url(),
-                params={"To": message.address, "PageSize": str(LOOKUP_PAGE_SIZE)},
-                auth=(settings.SMS_ACCOUNT_SID, settings.SMS_AUTH_TOKEN),
-                timeout=settings.SMS_TIMEOUT_SECONDS,
-            )
-        except httpx.HTTPError as error:
-            raise TemporaryFailure(f"sms lookup {type(error).__name__}") from None
-        if response.status_code != 200:
-            raise TemporaryFailure(
-                f"sms lookup {response.status_code}", retry_after=_retry_after(response)
-            )
-        try:
-            records = response.json().get("messages")
-        except (AttributeError, ValueError):
-            records = None
-        if not isinstance(records, list):
-            raise TemporaryFailure("sms lookup unreadable")
-        candidates = [r for r in records if isinstance(r, dict) and _is_ours(r, message)]
-        # Two of our messages may share a number and a text: a sid another one has
-        # recorded is not this one's.
-        taken = set(
-            Message.objects.filter(provider_message_id__in=[r["sid"] for r in candidates])
-            .exclude(pk=message.pk)
-            .values_list("provider_message_id", flat=True)
+        return records_lookup(
+            message, url=_messages_url(), records_key="messages", is_ours=_is_ours, label="sms"
         )
-        free = [r for r in candidates if r["sid"] not in taken]
-        if not free:
-            return None
-        first = min(free, key=lambda r: _created(r) or now())
-        return Found(provider_id=str(first["sid"]), status=str(first.get("status", "")))
+
+
+def records_lookup(
+    message: Message,
+    *,
+    url: str,
+    records_key: str,
+    is_ours: Callable[[dict[str, Any], Message], bool],
+    label: str,
+) -> Found | None:
+    """The oldest of the provider's records to the message's number (one page of its
+    list at `url`) that `is_ours` takes for `message` and no other message of ours has
+    recorded; None when there is none. Raises `TemporaryFailure` when the provider
+    cannot be asked now."""
+    try:
+        response = provider_http().get(
+            url,
+            params={"To": message.address, "PageSize": str(LOOKUP_PAGE_SIZE)},
+            auth=(settings.SMS_ACCOUNT_SID, settings.SMS_AUTH_TOKEN),
+            timeout=settings.SMS_TIMEOUT_SECONDS,
+        )
+    except httpx.HTTPError as error:
+        raise TemporaryFailure(f"{label} lookup {type(error).__name__}") from None
+    if response.status_code != 200:
+        raise TemporaryFailure(
+            f"{label} lookup {response.status_code}", retry_after=_retry_after(response)
+        )
+    try:
+        records = response.json().get(records_key)
+    except (AttributeError, ValueError):
+        records = None
+    if not isinstance(records, list):
+        raise TemporaryFailure(f"{label} lookup unreadable")
+    candidates = [r for r in records if isinstance(r, dict) and is_ours(r, message)]
+    # Two of our messages may go to one number (and share a text): a sid another one
+    # has recorded is not this one's.
+    taken = set(
+        Message.objects.filter(provider_message_id__in=[r["sid"] for r in candidates])
+        .exclude(pk=message.pk)
+        .values_list("provider_message_id", flat=True)
+    )
+    free = [r for r in candidates if r["sid"] not in taken]
+    if not free:
+        return None
+    first = min(free, key=lambda r: _created(r) or now())
+    return Found(provider_id=str(first["sid"]), status=str(first.get("status", "")))

@@ -7,11 +7,17 @@ back naming the message and nothing else; 1 confirms the appointment, 2 cancels 
 (careloop.outreach.voice). The message is logistics only (a time and a place), like
 any voice template. Errors are handled as for SMS (careloop.outreach.channels.sms):
 429 and 5xx are temporary, other 4xx permanent, and the idempotency key travels as
-`Idempotency-Key`.
+`Idempotency-Key`. A call whose answer never came is in doubt, and `lookup` finds it
+in the provider's list of calls to the number (`GET .../Calls.json?To=...`): one from
+our caller id, made no earlier than the message, that no other message of ours has
+recorded. A call carries nothing of ours to match on, so of two reminders in doubt to
+one number at once each takes one of the provider's calls; either way no number is
+called twice for one message.
 """
 
 from __future__ import annotations
 
+from typing import Any
 from urllib.parse import quote
 from xml.sax.saxutils import escape, quoteattr
 
@@ -21,8 +27,14 @@ from django.urls import reverse
 
 from careloop.consent.baa import baa_require
 from careloop.core.clock import now
-from careloop.outreach.channels.base import PermanentFailure, TemporaryFailure, provider_http
-from careloop.outreach.channels.sms import provider_id
+from careloop.outreach.channels.base import (
+    Found,
+    PermanentFailure,
+    TemporaryFailure,
+    UnknownOutcome,
+    provider_http,
+)
+from careloop.outreach.channels.sms import NOT_CONNECTED, provider_id, records_lookup, sent_to
 from careloop.outreach.message_tokens import VOICE_GATHER, message_token
 from careloop.outreach.models import Message
 
@@ -107,7 +119,7 @@ class TwilioVoiceChannel:
         if len(script) > TWIML_MAX_CHARS:
             raise PermanentFailure(f"voice twiml over {TWIML_MAX_CHARS} characters")
         account = settings.SMS_ACCOUNT_SID
-        url = f"{settings.SMS_BASE_URL.rstrip('/')}/2010-04-01/Accounts/{account}/Calls.json"
+        url = _calls_url()
         form = {
             "To": message.address,
             "From": settings.VOICE_FROM_NUMBER,
@@ -123,6 +135,26 @@ class TwilioVoiceChannel:
                 headers={"Idempotency-Key": message.idempotency_key},
                 timeout=settings.SMS_TIMEOUT_SECONDS,
             )
-        except httpx.HTTPError as error:
+        except NOT_CONNECTED as error:
             raise TemporaryFailure(f"voice {type(error).__name__}") from None
+        except httpx.HTTPError as error:
+            # The request may have reached the provider: a resend could ring twice.
+            raise UnknownOutcome(f"voice {type(error).__name__}") from None
         return provider_id(response, label="voice")
+
+    def lookup(self, message: Message) -> Found | None:
+        """The provider's record of the call `message` placed, by number, caller id
+        and time."""
+        baa_require(vendor_name=self.vendor_name, at=now())
+        return records_lookup(
+            message, url=_calls_url(), records_key="calls", is_ours=_is_our_call, label="voice"
+        )
+
+
+def _calls_url() -> str:
+    account = settings.SMS_ACCOUNT_SID
+    return f"{settings.SMS_BASE_URL.rstrip('/')}/2010-04-01/Accounts/{account}/Calls.json"
+
+
+def _is_our_call(record: dict[str, Any], message: Message) -> bool:
+    return sent_to(record, message) and record.get("from") == settings.VOICE_FROM_NUMBER
