@@ -27,6 +27,7 @@ from careloop.ehr.identity import patient_upsert
 from careloop.ehr.models import Source, SourceRecord
 from careloop.patients.models import Patient, TimelineKind
 from careloop.patients.timeline import timeline_add
+from careloop.scheduling.conflicts import conflict_guard_ehr_change, conflicts_detect
 from careloop.scheduling.models import (
     Appointment,
     AppointmentStatus,
@@ -80,12 +81,15 @@ def siu_apply(source: Source, message: Message) -> uuid.UUID:
             source="ehr", created_at=now(), status=status or AppointmentStatus.BOOKED, **values
         )
         appointment.save(force_insert=True)
-    else:
+    elif not conflict_guard_ehr_change(
+        appointment=appointment, values={**values, "status": status}
+    ):
         for name, value in values.items():
             setattr(appointment, name, value)
         if status is not None or event in {"S12", "S13"}:
             appointment.status = status or AppointmentStatus.BOOKED
         appointment.save(update_fields=[*values, "status"])
+    conflicts_detect(appointment_ids=[appointment.pk])
     _remember(source, "Appointment", appointment_id, appointment.pk, patient_id=patient_id)
     timeline_add(
         patient=Patient.objects.get(pk=patient_id),

@@ -50,6 +50,7 @@ from careloop.patients.models import (
     TimelineEvent,
     TimelineKind,
 )
+from careloop.scheduling.conflicts import conflicts_detect
 from careloop.scheduling.models import Appointment, AppointmentStatus, Provider
 from careloop.security.fields import blind_value
 
@@ -156,6 +157,13 @@ def appointments_new(
         outcomes.append(RecordResult(appointment_id, patient_id))
     rows.insert()
     timeline.insert()
+    conflicts_detect(
+        appointment_ids=[
+            o.target_id
+            for o in outcomes
+            if isinstance(o, RecordResult) and o.changed and o.target_id is not None
+        ]
+    )
     return outcomes
 
 

@@ -33,6 +33,7 @@ from careloop.ehr.records_patients import live_patient
 from careloop.patients.address import AddressError, time_zone_for
 from careloop.patients.models import TimelineKind
 from careloop.patients.timeline import timeline_add
+from careloop.scheduling.conflicts import conflict_guard_ehr_change, conflicts_detect
 from careloop.scheduling.models import (
     Appointment,
     AppointmentStatus,
@@ -274,6 +275,8 @@ def appointment_record(
     values["patient_id"] = patient.pk
     if held is not None and all(getattr(held, k) == v for k, v in values.items()):
         return RecordResult(held.pk, patient.pk, changed=False)
+    if held is not None and conflict_guard_ehr_change(appointment=held, values=values):
+        return RecordResult(held.pk, patient.pk, changed=False)
     if held is None:
         held = Appointment.objects.create(source="ehr", created_at=now(), **values)
         summary = f"Appointment from the EHR: {AppointmentStatus(status).label.lower()}"
@@ -294,6 +297,7 @@ def appointment_record(
         ref_type="appointment",
         ref_id=str(held.pk),
     )
+    conflicts_detect(appointment_ids=[held.pk])
     return RecordResult(held.pk, patient.pk)
 
 

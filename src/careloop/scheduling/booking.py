@@ -8,18 +8,31 @@ two concurrent bookings of one slot exactly one commits. SQLite has no such
 constraint; there the transaction is exclusive (`exclusive_transaction`), so bookings
 run one at a time and the re-check sees the winner. The loser gets `SlotTaken` with
 the next free slots.
+
+Who acts: a staff `User` (checked against the permission table), or `OnBehalf` for a
+change no staff user makes: the patient, through a credential careloop has checked (a
+portal session, a waitlist offer's link), or a system job (the automatic no-show
+sweep). A patient acts only on their own appointments.
+
+Time given back (cancel, reschedule, no-show) is noted for the waitlist in the same
+transaction (careloop.scheduling.waitlist `waitlist_note_freed`) and offered after the
+commit; a sweep takes up whatever a crash left.
 """
 
 from __future__ import annotations
 
 import datetime
+import uuid
+from dataclasses import dataclass
+from typing import Literal
 from zoneinfo import ZoneInfo
 
-from django.db import IntegrityError
+from django.db import IntegrityError, transaction
 from django.db.models.functions import Coalesce
 from django_tasks_db.utils import exclusive_transaction
 
 from careloop.core.clock import now
+from careloop.core.errors import PermissionDenied
 from careloop.patients.models import Patient, TimelineKind
 from careloop.patients.timeline import timeline_add
 from careloop.scheduling.models import (
@@ -55,6 +68,18 @@ class SlotTaken(SlotUnavailable):
     """Someone else holds (or just took) the provider's time."""
 
 
+@dataclass(frozen=True)
+class OnBehalf:
+    """A change no staff user makes: `kind` "patient" (`id` the patient's, acting on
+    their own appointment through a checked credential) or "system" (`id` the job)."""
+
+    kind: Literal["patient", "system"]
+    id: str
+
+
+Who = Actor | OnBehalf
+
+
 class AppointmentStateError(Exception):
     """The appointment's status does not allow the change (e.g. cancelling a visit
     that has been completed)."""
@@ -62,7 +87,7 @@ class AppointmentStateError(Exception):
 
 def appointment_book(
     *,
-    actor: Actor,
+    actor: Who,
     patient: Patient,
     appointment_type: AppointmentType,
     provider: Provider,
@@ -72,7 +97,7 @@ def appointment_book(
 ) -> Appointment:
     """Book `patient` into the free slot at `start`; `SlotTaken` when the time is held
     (or was taken while we looked), `SlotUnavailable` when it is not an open slot."""
-    user = require(actor, Op.WRITE, Resource.APPOINTMENTS, patient_id=patient.pk)
+    user = appointments_authorise(actor, patient.pk)
     if start.tzinfo is None:
         raise ValueError("a booking's start must be an aware datetime")
     try:
@@ -95,7 +120,7 @@ def appointment_book(
 
 def appointment_reschedule(
     *,
-    actor: Actor,
+    actor: Who,
     appointment: Appointment,
     provider: Provider | None = None,
     location: Location | None = None,
@@ -104,7 +129,7 @@ def appointment_reschedule(
     """Move the appointment to another free slot: the old row is cancelled and a new one
     booked (pointing back at it) in one transaction, so the old time is free for the
     new booking and journeys see a fresh booking."""
-    user = require(actor, Op.WRITE, Resource.APPOINTMENTS, patient_id=appointment.patient_id)
+    user = appointments_authorise(actor, appointment.patient_id)
     provider = provider or appointment.provider
     location = location or appointment.location
     kind = appointment.appointment_type
@@ -123,6 +148,7 @@ def appointment_reschedule(
                 rescheduled_from=old,
             )
             _record(user, new, "appointment.reschedule", "Appointment rescheduled")
+            _freed(old)
             return new
     except IntegrityError as lost:
         if EXCLUSION not in str(lost):
@@ -130,37 +156,67 @@ def appointment_reschedule(
         raise _taken(kind, provider, location, start) from None
 
 
-def appointment_cancel(*, actor: Actor, appointment: Appointment) -> Appointment:
+def appointment_cancel(*, actor: Who, appointment: Appointment) -> Appointment:
     """Cancel; the provider's time is free again at once."""
     return _change(actor, appointment, OPEN, AppointmentStatus.CANCELLED, "appointment.cancel")
 
 
-def appointment_check_in(*, actor: Actor, appointment: Appointment) -> Appointment:
+def appointment_check_in(*, actor: Who, appointment: Appointment) -> Appointment:
     return _change(actor, appointment, OPEN, AppointmentStatus.CHECKED_IN, "appointment.check_in")
 
 
-def appointment_complete(*, actor: Actor, appointment: Appointment) -> Appointment:
+def appointment_complete(*, actor: Who, appointment: Appointment) -> Appointment:
     return _change(actor, appointment, ARRIVED, AppointmentStatus.FULFILLED, "appointment.complete")
 
 
-def appointment_no_show(*, actor: Actor, appointment: Appointment) -> Appointment:
+def appointment_no_show(*, actor: Who, appointment: Appointment) -> Appointment:
     return _change(actor, appointment, OPEN, AppointmentStatus.NO_SHOW, "appointment.no_show")
 
 
 def _change(
-    actor: Actor,
+    actor: Who,
     appointment: Appointment,
     allowed_from: tuple[str, ...],
     status: AppointmentStatus,
     action: str,
 ) -> Appointment:
-    user = require(actor, Op.WRITE, Resource.APPOINTMENTS, patient_id=appointment.patient_id)
+    user = appointments_authorise(actor, appointment.patient_id)
     with exclusive_transaction():
         held = _locked(appointment, allowed_from, action.split(".")[1])
         held.status = status
         held.save(update_fields=["status"])
         _record(user, held, action, f"Appointment {status.label.lower()}")
+        if status not in HOLDING_STATUSES:
+            _freed(held)
         return held
+
+
+def appointments_authorise(actor: Who, patient_id: uuid.UUID) -> User | OnBehalf:
+    """The staff user the table allows, or the `OnBehalf` actor when it may act on
+    this patient's appointments (a patient only on their own)."""
+    if not isinstance(actor, OnBehalf):
+        return require(actor, Op.WRITE, Resource.APPOINTMENTS, patient_id=patient_id)
+    if actor.kind == "system" or (actor.kind == "patient" and actor.id == str(patient_id)):
+        return actor
+    audit_record(
+        action="access.denied",
+        actor_kind=actor.kind,
+        actor_id=actor.id,
+        patient_id=patient_id,
+        resource_type=str(Resource.APPOINTMENTS),
+        fields=(str(Op.WRITE),),
+        outcome="denied",
+    )
+    raise PermissionDenied("a patient may change only their own appointments")
+
+
+def _freed(appointment: Appointment) -> None:
+    """Note the time given back for the waitlist, in this transaction; offer it once
+    committed (the sweep retries what a crash left)."""
+    from careloop.scheduling.waitlist import waitlist_note_freed, waitlist_offer_freed
+
+    if waitlist_note_freed(appointment=appointment):
+        transaction.on_commit(lambda: waitlist_offer_freed(appointment_id=appointment.pk))
 
 
 def _locked(appointment: Appointment, allowed_from: tuple[str, ...], verb: str) -> Appointment:
@@ -270,8 +326,13 @@ def _next_free(
     return (later or free)[:ALTERNATIVES]
 
 
-def _record(user: User, appointment: Appointment, action: str, summary: str) -> None:
+def _record(who: User | OnBehalf, appointment: Appointment, action: str, summary: str) -> None:
     """The timeline entry and audit event of a change (coded words only: no PHI)."""
+    user = who if isinstance(who, User) else None
+    by: dict[str, object] = {"actor": user}
+    if isinstance(who, OnBehalf):
+        by = {"actor_kind": who.kind, "actor_id": who.id}
+        summary += " by the patient" if who.kind == "patient" else " automatically"
     timeline_add(
         patient=appointment.patient,
         kind=TimelineKind.APPOINTMENT,
@@ -282,7 +343,7 @@ def _record(user: User, appointment: Appointment, action: str, summary: str) -> 
     )
     audit_record(
         action=action,
-        actor=user,
+        **by,  # type: ignore[arg-type]
         patient_id=appointment.patient_id,
         resource_type="Appointment",
         resource_id=str(appointment.pk),

@@ -190,6 +190,10 @@ class Appointment(models.Model):
     rescheduled_from = models.OneToOneField(
         "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="rescheduled_to"
     )
+    # A telehealth visit's video room (random, unguessable: careloop.scheduling.telehealth);
+    # blank until the first join link is made, and for visits in person. A database
+    # default too: the EHR's bulk loader inserts rows without naming it.
+    telehealth_room = models.CharField(max_length=64, blank=True, default="", db_default="")
 
     class Meta:
         ordering = ["start"]
@@ -210,5 +214,182 @@ class Appointment(models.Model):
                 condition=models.Q(busy_until__isnull=True)
                 | models.Q(busy_until__gte=models.F("end")),
                 name="appt_busy_covers_visit",
+            ),
+        ]
+
+
+# --- waitlist (careloop.scheduling.waitlist) -------------------------------------------
+
+
+class TimeOfDay(models.TextChoices):
+    MORNING = "morning", "Morning (before noon)"
+    AFTERNOON = "afternoon", "Afternoon (noon on)"
+    ANY = "any", "Any time"
+
+
+class WaitlistStatus(models.TextChoices):
+    WAITING = "waiting", "Waiting"
+    BOOKED = "booked", "Booked"
+    REMOVED = "removed", "Removed"
+
+
+class WaitlistEntry(models.Model):
+    """A patient's wish for an earlier visit: a type, optionally a provider, a range of
+    dates and a time of day. First asked, first offered (`requested_at`)."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    patient = models.ForeignKey(
+        "patients.Patient", on_delete=models.CASCADE, related_name="waitlist_entries"
+    )
+    appointment_type = models.ForeignKey(AppointmentType, on_delete=models.PROTECT)
+    provider = models.ForeignKey(
+        Provider, on_delete=models.CASCADE, null=True, blank=True, related_name="waitlist"
+    )
+    earliest = models.DateField()
+    latest = models.DateField()
+    time_of_day = models.CharField(max_length=10, choices=TimeOfDay.choices, default=TimeOfDay.ANY)
+    status = models.CharField(
+        max_length=10, choices=WaitlistStatus.choices, default=WaitlistStatus.WAITING
+    )
+    # "portal" or "staff": who put the patient on the list.
+    channel = models.CharField(max_length=8)
+    requested_at = models.DateTimeField()
+    requested_by = models.ForeignKey(
+        "security.User", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    closed_at = models.DateTimeField(null=True, blank=True)
+    appointment = models.ForeignKey(
+        Appointment, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["requested_at", "id"]
+        indexes = [
+            models.Index(
+                fields=["status", "appointment_type", "requested_at"], name="waitlist_match_idx"
+            )
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(latest__gte=models.F("earliest")), name="waitlist_date_range"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(status__in=WaitlistStatus.values), name="waitlist_status_known"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(time_of_day__in=TimeOfDay.values),
+                name="waitlist_time_of_day_known",
+            ),
+        ]
+
+
+class FreedSlot(models.Model):
+    """Time a cancellation, reschedule or no-show gave back, written in the same
+    transaction as the change when someone is waiting for that type; the waitlist
+    offers it and stamps `handled_at` (a sweep takes up any left unhandled)."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    appointment = models.OneToOneField(Appointment, on_delete=models.CASCADE, related_name="+")
+    freed_at = models.DateTimeField()
+    handled_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["freed_at", "id"]
+        indexes = [models.Index(fields=["handled_at", "freed_at"], name="freedslot_due_idx")]
+
+
+class OfferStatus(models.TextChoices):
+    OPEN = "open", "Open"
+    CLAIMED = "claimed", "Claimed"
+    GONE = "gone", "Taken by someone else"
+    EXPIRED = "expired", "Expired"
+    WITHDRAWN = "withdrawn", "Withdrawn"
+
+
+class WaitlistOffer(models.Model):
+    """One slot offered to one waitlist entry, behind a random one-click code
+    (`/w/<code>`: no id, no PHI in the URL). The offers of one slot are a race: the
+    first claim books it through the booking service; the rest become `gone`."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    code = models.CharField(max_length=16, unique=True)
+    entry = models.ForeignKey(WaitlistEntry, on_delete=models.CASCADE, related_name="offers")
+    provider = models.ForeignKey(Provider, on_delete=models.CASCADE, related_name="+")
+    location = models.ForeignKey(Location, on_delete=models.CASCADE, related_name="+")
+    appointment_type = models.ForeignKey(AppointmentType, on_delete=models.PROTECT)
+    start = models.DateTimeField()
+    end = models.DateTimeField()
+    wave = models.PositiveSmallIntegerField(default=1)
+    status = models.CharField(max_length=10, choices=OfferStatus.choices, default=OfferStatus.OPEN)
+    created_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+    decided_at = models.DateTimeField(null=True, blank=True)
+    appointment = models.ForeignKey(
+        Appointment, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        indexes = [
+            models.Index(fields=["provider", "start", "status"], name="offer_slot_idx"),
+            models.Index(fields=["status", "expires_at"], name="offer_due_idx"),
+        ]
+        constraints = [
+            # One slot is offered to one entry once, whatever the waves.
+            models.UniqueConstraint(
+                fields=["entry", "provider", "start"], name="offer_once_per_entry_slot"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(status__in=OfferStatus.values), name="offer_status_known"
+            ),
+        ]
+
+
+# --- conflicts with the EHR (careloop.scheduling.conflicts) -----------------------------
+
+
+class ConflictKind(models.TextChoices):
+    OVERLAP = "overlap", "EHR appointment overlaps a careloop booking"
+    EHR_CHANGED = "ehr_changed", "EHR changed a careloop booking"
+
+
+class AppointmentConflict(models.Model):
+    """Something the EHR reported that disagrees with a careloop booking, for staff to
+    settle; careloop never overwrites its booking silently. `appointment` is careloop's
+    booking, `other` the EHR's row (the same row for `ehr_changed`, whose `proposed_*`
+    hold what the EHR said)."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    kind = models.CharField(max_length=12, choices=ConflictKind.choices)
+    appointment = models.ForeignKey(Appointment, on_delete=models.CASCADE, related_name="+")
+    other = models.ForeignKey(Appointment, on_delete=models.CASCADE, related_name="+")
+    proposed_start = models.DateTimeField(null=True, blank=True)
+    proposed_end = models.DateTimeField(null=True, blank=True)
+    proposed_status = models.CharField(max_length=12, blank=True)
+    proposed_provider = models.ForeignKey(
+        Provider, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    detected_at = models.DateTimeField()
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    resolved_by = models.ForeignKey(
+        "security.User", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    # A coded word: kept_careloop, kept_ehr, cancelled_careloop, accepted_ehr, resolved,
+    # cleared (the EHR row stopped holding the time).
+    resolution = models.CharField(max_length=24, blank=True)
+
+    class Meta:
+        ordering = ["detected_at", "id"]
+        indexes = [models.Index(fields=["resolved_at", "detected_at"], name="conflict_open_idx")]
+        constraints = [
+            # One open conflict per pair and kind: re-ingesting the same message does not
+            # pile up duplicates.
+            models.UniqueConstraint(
+                fields=["kind", "appointment", "other"],
+                condition=models.Q(resolved_at__isnull=True),
+                name="conflict_open_once",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(kind__in=ConflictKind.values), name="conflict_kind_known"
             ),
         ]
