@@ -22,6 +22,19 @@ def _fresh_keyring() -> None:
     crypto.keyring.reset()
 
 
+@pytest.fixture(autouse=True)
+def _clock_released() -> Iterator[None]:
+    """A test must give the clock back: one left pinned (a `clock.frozen` block a
+    thread left late) would make every later test on the worker run at that moment."""
+    from careloop.core import clock
+
+    yield
+    pinned = clock._frozen
+    if pinned is not None:
+        clock._frozen = None
+        pytest.fail(f"the test left the clock pinned at {pinned.isoformat()}")
+
+
 @pytest.fixture(autouse=True, scope="session")
 def _flush_through_audit_triggers() -> Iterator[None]:
     """Let transactional tests' table flush pass the audit log's append-only triggers.

@@ -100,6 +100,7 @@ INSTALLED_APPS = [
     "careloop.fhirapi",
     "careloop.outreach",
     "careloop.portal",
+    "careloop.intake",
 ]
 
 MIDDLEWARE = [
@@ -239,6 +240,29 @@ PRACTICE_PHONE = env("PRACTICE_PHONE", "(555) 010-0100") or "(555) 010-0100"
 # Messages go out in this language when a template has no version in the patient's.
 PRACTICE_DEFAULT_LANGUAGE = env("PRACTICE_DEFAULT_LANGUAGE", "en") or "en"
 
+# --- secure messages in the portal (careloop.portal.messaging) -------------------------
+# The team inboxes a patient may write to, each with the business days (Monday to
+# Friday, practice time zone) within which the practice answers: "code:days,...".
+
+
+def _message_inboxes(items: list[str]) -> dict[str, int]:
+    inboxes: dict[str, int] = {}
+    for item in items:
+        code, _, days = item.partition(":")
+        if not code.strip().isidentifier() or not days.strip().isdigit():
+            raise ConfigError(
+                f"CARELOOP_PORTAL_MESSAGE_INBOXES: {item!r} is not inbox_code:business_days."
+            )
+        inboxes[code.strip()] = int(days)
+    return inboxes
+
+
+PORTAL_MESSAGE_INBOXES = _message_inboxes(
+    env_list("PORTAL_MESSAGE_INBOXES", ["care_team:1", "front_desk:1", "billing:2"])
+)
+# The largest attachment accepted (bytes); larger ones are refused with the reason.
+PORTAL_ATTACHMENT_MAX_BYTES = env_int("PORTAL_ATTACHMENT_MAX_BYTES", 10 * 1024 * 1024, minimum=1024)
+
 # --- i18n, time, static ---------------------------------------------------------------
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
@@ -372,6 +396,30 @@ OUTREACH_LINK_DAYS = env_int("OUTREACH_LINK_DAYS", 14, minimum=1)
 # default in development (the embedded demo), so trying careloop never texts a stranger.
 OUTREACH_TEST_MODE = env_bool("OUTREACH_TEST_MODE", ENV == "development")
 OUTREACH_TEST_ALLOWLIST = env_list("OUTREACH_TEST_ALLOWLIST", [])
+
+# --- waitlist, telehealth, automatic no-shows (careloop.scheduling) ---------------------
+# A freed slot is offered to this many waitlist entries at once (a wave); the first to
+# claim it books it. An offer stands this many minutes before the next wave is asked.
+WAITLIST_OFFER_WAVE = env_int("WAITLIST_OFFER_WAVE", 3, minimum=1)
+WAITLIST_OFFER_MINUTES = env_int("WAITLIST_OFFER_MINUTES", 120, minimum=5)
+# Appointments still booked or confirmed this many minutes after their start, with no
+# check-in, are marked no-show by a sweep; empty (the default) leaves them to staff.
+SCHEDULING_AUTO_NO_SHOW_MINUTES: int | None = (
+    env_int("SCHEDULING_AUTO_NO_SHOW_MINUTES", 0, minimum=1)
+    if env("SCHEDULING_AUTO_NO_SHOW_MINUTES")
+    else None
+)
+# Telehealth video rooms: a self-hosted Jitsi Meet. With an app id and secret (Jitsi's
+# token authentication) each join link carries a signed HS256 JWT.
+TELEHEALTH_JITSI_BASE_URL = (
+    env("TELEHEALTH_JITSI_BASE_URL", "https://meet.localhost") or "https://meet.localhost"
+).rstrip("/")
+TELEHEALTH_JITSI_APP_ID = env("TELEHEALTH_JITSI_APP_ID", "") or ""
+TELEHEALTH_JITSI_APP_SECRET = env("TELEHEALTH_JITSI_APP_SECRET", "") or ""
+# The join button opens this many minutes before the start and stays this many after
+# the end.
+TELEHEALTH_EARLY_MINUTES = 15
+TELEHEALTH_GRACE_MINUTES = env_int("TELEHEALTH_GRACE_MINUTES", 15)
 
 # --- lifecycle stages (careloop.patients.lifecycle) ------------------------------------
 LIFECYCLE_DORMANT_MONTHS = env_int("DORMANT_MONTHS", 24, minimum=1)

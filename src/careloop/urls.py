@@ -7,6 +7,7 @@ from django.urls import include, path, re_path
 
 from careloop.core import health
 from careloop.core import views as core_views
+from careloop.scheduling import urls_waitlist
 
 urlpatterns = [
     path("", core_views.home, name="home"),
@@ -23,7 +24,13 @@ urlpatterns = [
     path("webhooks/", include("careloop.outreach.urls")),
     path("m/", include("careloop.outreach.urls_links")),
     path("outreach/", include("careloop.outreach.urls_staff")),
+    path("portal/forms/", include("careloop.intake.urls_portal")),
     path("portal/", include("careloop.portal.urls")),
+    path("intake/", include("careloop.intake.urls_staff")),
+    path("schedule/", include("careloop.scheduling.urls_waitlist")),
+    path("w/", include(urls_waitlist.claim_urls)),
+    path("inbox/", include("careloop.portal.urls_staff")),
+    path("schedule/", include("careloop.scheduling.urls")),
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
     re_path(

@@ -25,6 +25,7 @@ from django.core.management import call_command
 from django.test import Client
 
 from careloop.consent.models import (
+    CaptureMethod,
     Channel,
     ChannelOptIn,
     ConsentKind,
@@ -184,6 +185,7 @@ def test_a_one_click_unsubscribe_records_an_email_opt_out_for_that_purpose(
     assert opt_in.opted_in is False
     record = ConsentRecord.objects.get(patient=patient, kind=ConsentKind.EMAIL)
     assert (record.scope, record.status) == ("survey", ConsentStatus.REVOKED)
+    assert record.capture_method == CaptureMethod.EMAIL_LINK
     assert "one-click" in (record.note or "")
     later = email(patient, Purpose.SURVEY)
     assert (later.status, later.scheduled_reason) == ("withheld", "opted_out")

@@ -440,8 +440,13 @@ EXPECTED = {
     "secure-message-notice": {"sms", "email", "push"},
     "appointment-confirmed": {"sms"},
     "appointment-cancelled": {"sms"},
+    # A booking made in the portal, confirmed once (careloop.portal.booking).
+    "appointment-booked": {"sms", "email"},
     "portal-verify-code": {"sms", "email"},
     "portal-signin-link": {"email"},
+    # The waitlist's offer and "slot gone" notice (careloop.scheduling.waitlist).
+    "waitlist-offer": {"sms", "email"},
+    "waitlist-slot-gone": {"sms", "email"},
 }
 
 

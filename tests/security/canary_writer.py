@@ -22,11 +22,18 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from careloop.consent.ledger import consent_record
 from careloop.consent.models import CaptureMethod, ConsentKind, ConsentStatus
 from careloop.ehr.ingest import import_paths
+from careloop.intake.builtin import CSAT_URL
+from careloop.intake.builtin import SCALE as SURVEY_SCALE
+from careloop.intake.models import Questionnaire
+from careloop.intake.services import assignment_create, builtin_install, response_record
 from careloop.outreach.inbound import inbound_receive
 from careloop.outreach.outbox import Rendered, message_enqueue
 from careloop.patients.household import RelationshipDetails, relationship_add
 from careloop.patients.models import Patient
 from careloop.patients.notes import note_add
+from careloop.portal.attachments import Upload
+from careloop.portal.messaging import thread_start
+from careloop.portal.models import PortalAccount
 from careloop.portal.push_subscriptions import push_subscribe
 from careloop.portal.threads import portal_message_deliver
 from careloop.security.audit import audit_record
@@ -141,6 +148,43 @@ push_subscribe(
             "auth": base64.urlsafe_b64encode(secrets.token_bytes(16)).rstrip(b"=").decode(),
         },
     },
+)
+
+# A thread the patient starts in the portal, with a file (its name, and its bytes in
+# encrypted pieces), through the secure messaging service.
+messaging_account = PortalAccount.objects.create(
+    user=User.objects.create_user(
+        username=f"canary-{uuid.uuid4().hex[:8]}", password=None, role=Role.PATIENT
+    ),
+    patient=patient,
+    created_at=patient.created_at,
+)
+thread_start(
+    account=messaging_account,
+    inbox="care_team",
+    subject=canary("thread.subject.portal"),
+    body=canary("threadmessage.body.portal"),
+    idempotency_key=token,
+    uploads=[
+        Upload(
+            name=canary("threadattachment.filename") + ".txt",
+            content=(canary("threadattachmentchunk.data") + "\n").encode(),
+        )
+    ],
+)
+
+# A completed satisfaction survey whose comment is a canary, through the intake services.
+builtin_install()
+survey = assignment_create(questionnaire=Questionnaire.objects.get(url=CSAT_URL), patient=patient)
+response_record(
+    user=coordinator,
+    assignment_id=survey.pk,
+    patient=patient,
+    answers={
+        "satisfaction": [(SURVEY_SCALE, "4")],
+        "comment": [canary("questionnaireresponse.comment")],
+    },
+    complete=True,
 )
 
 missing = []

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -42,7 +43,7 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 from careloop.caregaps.models import MeasureRun, PatientMeasureResult
 from careloop.clinical.models import ClinicalFact
-from careloop.consent.models import ConsentRecord
+from careloop.consent.models import ConsentDocument, ConsentRecord
 from careloop.core import clock
 from careloop.ehr.models import MatchReview, QuarantineItem, Source
 from careloop.fhirapi.auth import OWNER as FHIR_OWNER
@@ -51,7 +52,10 @@ from careloop.fhirapi.models import AccessToken, ExportJob
 from careloop.fhirapi.models import Client as FhirClient
 from careloop.fhirapi.oauth import token_digest
 from careloop.patients.models import Patient, PatientNote
-from careloop.portal.models import PortalAccount
+from careloop.portal.attachments import Upload
+from careloop.portal.messaging import thread_start
+from careloop.portal.models import PortalAccount, Thread, ThreadAttachment
+from careloop.scheduling.models import AppointmentConflict, WaitlistEntry
 from careloop.security.audit import audit_record
 from careloop.security.models import Role, User
 from careloop.security.permissions import (
@@ -63,10 +67,12 @@ from careloop.security.permissions import (
     is_staff_role,
 )
 from careloop.security.tokens import token_create
+from tests.intake.builders import matrix_assignment, matrix_response
 from tests.patients.builders import (
     add_appointment,
     add_contact,
     add_coverage,
+    appointment_type,
     make_location,
     make_patient,
     make_provider,
@@ -101,6 +107,21 @@ FHIR_EXPORT_OWNER = Role.CARE_COORDINATOR
 # argument is missing here fails with "add an example for route ...".
 SAMPLES: dict[str, Callable[[World], Any]] = {
     "patient_id": lambda world: world.patient.id,
+    # The waitlist and EHR conflicts (careloop.scheduling.urls_waitlist).
+    "entry_id": lambda world: WaitlistEntry.objects.create(
+        patient=world.patient,
+        appointment_type=appointment_type(),
+        earliest=clock.today(),
+        latest=clock.today(),
+        channel="staff",
+        requested_at=clock.now(),
+    ).pk,
+    "conflict_id": lambda world: AppointmentConflict.objects.create(
+        kind="overlap",
+        appointment=add_appointment(world.patient, world.patient.primary_provider, clock.now()),
+        other=add_appointment(world.patient, world.patient.primary_provider, clock.now()),
+        detected_at=clock.now(),
+    ).pk,
     # A fresh record each time: a merge that an allowed role completes consumes it.
     "duplicate_id": lambda world: make_patient(
         "Matrix", "Twin", datetime.date(1970, 1, 1), primary_provider=world.patient.primary_provider
@@ -122,6 +143,22 @@ SAMPLES: dict[str, Callable[[World], Any]] = {
     ).id,
     "item_id": lambda world: _quarantined().pk,
     "review_id": lambda world: _match_review(world).pk,
+    # Intake forms (careloop.intake): a form of the sample patient's, fresh each time (an
+    # allowed POST saves it), a completed survey of theirs, and the built-in CSAT survey.
+    "assignment_id": lambda world: matrix_assignment(world.patient).pk,
+    "response_id": lambda world: matrix_response(world.patient).pk,
+    "questionnaire_id": lambda world: matrix_response(world.patient).questionnaire_id,
+    # Secure messages (careloop.portal.views_messages, staff_views): a thread of the
+    # sample patient's, and a file in one, fresh each time (an allowed POST may close it).
+    "thread_id": lambda world: _portal_thread(world).pk,
+    "attachment_id": lambda world: ThreadAttachment.objects.get(
+        message__thread=_portal_thread(world, with_file=True)
+    ).pk,
+    # The staff calendar (careloop.scheduling.urls): a fresh booking of the sample
+    # patient each time, since an allowed role's POST may cancel or move it.
+    "appointment_id": lambda world: add_appointment(
+        world.patient, world.patient.primary_provider, clock.now()
+    ).id,
     "note_id": lambda world: PatientNote.objects.create(
         patient=world.patient,
         author=User.objects.get_or_create(username="matrix-note-author")[0],
@@ -149,6 +186,31 @@ ROUTE_SAMPLES: dict[tuple[str, str], Callable[[World], Any]] = {
         captured_at=clock.now(),
         recorded_at=clock.now(),
     ).id,
+    # The portal's consent pages (careloop.portal.views_consents): a published document
+    # to sign, and a record of the sample patient's to download.
+    ("portal:consent_sign", "kind"): lambda world: ConsentDocument.objects.get_or_create(
+        kind="telehealth",
+        version="matrix",
+        defaults={
+            "title": "Matrix telehealth",
+            "body": "Matrix text",
+            "body_sha256": "0" * 64,
+            "published_at": clock.now(),
+        },
+    )[0].kind,
+    # A revocable kind (revoking the NPP acknowledgement is refused with a 409).
+    ("portal:consent_revoke", "kind"): lambda world: "telehealth",
+    ("portal:consent_download", "record_id"): lambda world: ConsentRecord.objects.create(
+        patient=world.patient,
+        kind="telehealth",
+        status="granted",
+        period_start=clock.now(),
+        capture_method="portal_esign",
+        captured_at=clock.now(),
+        recorded_at=clock.now(),
+    ).id,
+    # The portal's video-visit page (careloop.portal.views_appointments) is for telehealth.
+    ("portal:appointment_join", "appointment_id"): lambda world: _video_visit(world).id,
     ("fhir:Observation-read", "resource_id"): lambda world: ClinicalFact.objects.create(
         patient=world.patient, kind="observation", system="http://loinc.org", code="4548-4"
     ).id,
@@ -173,6 +235,18 @@ ROUTE_QUERIES: dict[str, str] = {
 }
 
 
+def _video_visit(world: World) -> Any:
+    from careloop.scheduling.models import AppointmentType
+
+    kind, _ = AppointmentType.objects.get_or_create(
+        code="matrix-video", defaults={"name": "Video visit", "minutes": 20, "telehealth": True}
+    )
+    visit = add_appointment(world.patient, world.patient.primary_provider, clock.now())
+    visit.appointment_type = kind
+    visit.save(update_fields=["appointment_type"])
+    return visit
+
+
 def _measure_result(world: World) -> PatientMeasureResult:
     run = MeasureRun.objects.create(
         measure="CMS125",
@@ -182,6 +256,18 @@ def _measure_result(world: World) -> PatientMeasureResult:
         started_at=clock.now(),
     )
     return PatientMeasureResult.objects.create(run=run, patient=world.patient, group=1)
+
+
+def _portal_thread(world: World, *, with_file: bool = False) -> Thread:
+    files = [Upload(name="matrix.txt", content=b"Matrix file")] if with_file else []
+    return thread_start(
+        account=PortalAccount.objects.get(patient=world.patient),
+        inbox="care_team",
+        subject="Matrix subject",
+        body="Matrix body",
+        idempotency_key=uuid.uuid4().hex,
+        uploads=files,
+    )
 
 
 def _matrix_source() -> Source:

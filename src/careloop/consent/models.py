@@ -99,6 +99,10 @@ class CaptureMethod(models.TextChoices):
     VERBAL = "verbal", "Verbal, by phone with staff"
     SMS_KEYWORD = "sms_keyword", "SMS keyword"
     IMPORTED = "imported", "Imported from the EHR"
+    # The patient in the portal's preference centre (channels, purposes, push).
+    PORTAL_PREFERENCES = "portal_prefs", "Portal preference centre"
+    # The recipient's own unsubscribe from an e-mail (link, one-click or mailto).
+    EMAIL_LINK = "email_link", "E-mail unsubscribe link"
 
 
 class ConsentRecord(models.Model):

@@ -27,13 +27,15 @@ from careloop.consent.models import (
     RestrictedTopic,
     TopicRestriction,
 )
-from careloop.consent.services import STAFF_RECORDED_METHODS, ConsentError
+from careloop.consent.services import STAFF_RECORDED_METHODS, ConsentError, consent_writer
 from careloop.core.clock import now
 from careloop.patients.models import Patient, TimelineKind
 from careloop.patients.timeline import timeline_add
 from careloop.security.audit import audit_record
-from careloop.security.permissions import Actor, Op, Resource, require
+from careloop.security.permissions import Actor
 
+# The languages careloop writes messages in (the portal speaks the same two).
+LANGUAGES = ("en", "es")
 CHANNEL_CONSENT_KINDS = (ConsentKind.SMS, ConsentKind.EMAIL, ConsentKind.VOICE, ConsentKind.PUSH)
 
 
@@ -50,6 +52,8 @@ class Preferences:
     topics: frozenset[RestrictedTopic] = frozenset()
     # Only the channel consents being given or withdrawn now.
     channel_consents: dict[ConsentKind, ConsentStatus] = field(default_factory=dict)
+    # The language messages are written in ("en", "es"); None leaves it as it is.
+    language: str | None = None
 
 
 def preferences_current(*, patient: Patient) -> Preferences:
@@ -83,10 +87,14 @@ def preferences_update(
     source_ip: str | None = None,
     request: HttpRequest | None = None,
 ) -> list[str]:
-    """Apply the preference centre; returns the names of the parts that changed."""
-    user = require(actor, Op.WRITE, Resource.CONSENT, request=request, patient_id=patient.pk)
-    if method not in STAFF_RECORDED_METHODS:
+    """Apply the preference centre; returns the names of the parts that changed.
+
+    Staff record what the patient told them (verbal, paper); the patient's own changes
+    in the portal come as PORTAL_PREFERENCES, which only their portal account may use.
+    """
+    if method not in (*STAFF_RECORDED_METHODS, CaptureMethod.PORTAL_PREFERENCES):
         raise ConsentError("staff record preferences given verbally or on paper")
+    user = consent_writer(actor=actor, patient=patient, method=method, request=request)
     if (preferences.quiet_start is None) != (preferences.quiet_end is None):
         raise ConsentError("quiet hours need both a start and an end")
     at = now()
@@ -130,6 +138,15 @@ def preferences_update(
                 defaults={"opted_in": opted_in, "updated_at": at},
             )
         changed.append("opt_ins")
+    language = (preferences.language or "").strip().lower()
+    if language and language != patient.preferred_language:
+        if language not in LANGUAGES:
+            raise ConsentError(f"messages are written in {', '.join(LANGUAGES)}")
+        # The patient's language is the one column of the profile the preference centre
+        # owns: it decides which translation of each message they get.
+        patient.preferred_language, patient.updated_at = language, at
+        patient.save(update_fields=["preferred_language", "updated_at"])
+        changed.append("language")
     if before.topics != preferences.topics:
         TopicRestriction.objects.filter(patient=patient).exclude(
             topic__in=list(preferences.topics)

@@ -935,6 +935,46 @@ _add(
     "ha sido cancelada. Para reservar otro horario, llame al {{ practice.phone }}.",
 )
 
+# --- a booking made in the portal (careloop.portal.booking), once per appointment ---------
+
+_add(
+    "appointment-booked",
+    SMS,
+    APPOINTMENT,
+    L,
+    en="{{ practice.name }}: Your appointment is booked for {{ appointment.date }} at "
+    "{{ appointment.time }}, {{ appointment.location }}. See or change it in your portal.",
+    es="{{ practice.name }}: Su cita está reservada para el {{ appointment.date }} a las "
+    "{{ appointment.time }}, {{ appointment.location }}. Véala o cámbiela en su portal.",
+)
+_add(
+    "appointment-booked",
+    EMAIL,
+    APPOINTMENT,
+    L,
+    en=(
+        "Your appointment is booked",
+        "Hello {{ patient.first_name }},\n\n"
+        "Your appointment at {{ practice.name }} is booked:\n\n"
+        "{{ appointment.date }} at {{ appointment.time }}\n"
+        "With {{ appointment.provider }}\n"
+        "{{ appointment.location }}\n{{ appointment.address }}\n\n"
+        "To see, change or cancel it, sign in to your patient portal:\n{{ link.portal }}\n\n"
+        "Thank you,\n{{ practice.name }}",
+    ),
+    es=(
+        "Su cita está reservada",
+        "Hola, {{ patient.first_name }}:\n\n"
+        "Su cita en {{ practice.name }} está reservada:\n\n"
+        "{{ appointment.date }} a las {{ appointment.time }}\n"
+        "Con {{ appointment.provider }}\n"
+        "{{ appointment.location }}\n{{ appointment.address }}\n\n"
+        "Para verla, cambiarla o cancelarla, entre en su portal del paciente:\n"
+        "{{ link.portal }}\n\n"
+        "Atentamente,\n{{ practice.name }}",
+    ),
+)
+
 # --- patient portal: one-time codes and sign-in links (careloop.portal.accounts) ----------
 # Sent under the appointment purpose (no frequency cap, opt-out rather than opt-in): a
 # patient asked for them seconds ago. Each says what to do if they did not ask.
@@ -985,5 +1025,81 @@ _add(
         "Use este enlace para iniciar sesión en su portal del paciente:\n{{ link.signin }}\n\n"
         "Vence en 15 minutos y funciona una sola vez. Si no lo pidió, puede ignorar este "
         "correo; preguntas: {{ practice.phone }}.",
+    ),
+)
+
+# --- waitlist: an earlier time is free; the time was taken (careloop.scheduling.waitlist) --
+# The offer's link (`link.confirm`) is its one-click claim page (`/w/<code>`).
+
+_add(
+    "waitlist-offer",
+    SMS,
+    APPOINTMENT,
+    L,
+    en="{{ practice.name }}: An earlier time is free: {{ appointment.date }} at "
+    "{{ appointment.time }}. First to book it gets it: {{ link.confirm }}",
+    es="{{ practice.name }}: Hay una hora libre antes: {{ appointment.date }} a las "
+    "{{ appointment.time }}. La primera persona que la reserve la obtiene: {{ link.confirm }}",
+)
+_add(
+    "waitlist-offer",
+    EMAIL,
+    APPOINTMENT,
+    L,
+    en=(
+        "An earlier appointment is free: {{ appointment.date }}",
+        "Hello {{ patient.first_name }},\n\n"
+        "You asked us for an earlier visit. This time has just opened up:\n\n"
+        "{{ appointment.date }} at {{ appointment.time }}\n"
+        "With {{ appointment.provider }}\n"
+        "{{ appointment.location }}\n{{ appointment.address }}\n\n"
+        "We offered it to a few patients on our waitlist; the first to book it gets it. "
+        "To book it: {{ link.confirm }}\n\n"
+        "If it does not suit you, do nothing: you stay on the waitlist.\n\n"
+        "Thank you,\n{{ practice.name }} · {{ practice.phone }}",
+    ),
+    es=(
+        "Hay una cita libre antes: {{ appointment.date }}",
+        "Hola, {{ patient.first_name }}:\n\n"
+        "Usted nos pidió una cita antes. Esta hora acaba de quedar libre:\n\n"
+        "{{ appointment.date }} a las {{ appointment.time }}\n"
+        "Con {{ appointment.provider }}\n"
+        "{{ appointment.location }}\n{{ appointment.address }}\n\n"
+        "La ofrecimos a algunos pacientes de nuestra lista de espera; la primera persona "
+        "que la reserve la obtiene. Para reservarla: {{ link.confirm }}\n\n"
+        "Si no le conviene, no haga nada: sigue en la lista de espera.\n\n"
+        "Atentamente,\n{{ practice.name }} · {{ practice.phone }}",
+    ),
+)
+_add(
+    "waitlist-slot-gone",
+    SMS,
+    APPOINTMENT,
+    L,
+    en="{{ practice.name }}: The time on {{ appointment.date }} at {{ appointment.time }} "
+    "has been taken. You are still on our waitlist.",
+    es="{{ practice.name }}: La hora del {{ appointment.date }} a las {{ appointment.time }} "
+    "ya fue reservada. Usted sigue en nuestra lista de espera.",
+)
+_add(
+    "waitlist-slot-gone",
+    EMAIL,
+    APPOINTMENT,
+    L,
+    en=(
+        "The earlier time has been taken",
+        "Hello {{ patient.first_name }},\n\n"
+        "The time we offered you, {{ appointment.date }} at {{ appointment.time }}, has "
+        "been taken by another patient. Nothing was changed: you are still on our "
+        "waitlist, and we will write when another time opens.\n\n"
+        "Thank you,\n{{ practice.name }} · {{ practice.phone }}",
+    ),
+    es=(
+        "La hora que le ofrecimos ya fue reservada",
+        "Hola, {{ patient.first_name }}:\n\n"
+        "La hora que le ofrecimos, el {{ appointment.date }} a las {{ appointment.time }}, "
+        "ya fue reservada por otro paciente. No se cambió nada: sigue en nuestra lista de "
+        "espera y le escribiremos cuando haya otra hora libre.\n\n"
+        "Atentamente,\n{{ practice.name }} · {{ practice.phone }}",
     ),
 )

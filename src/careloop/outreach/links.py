@@ -103,10 +103,15 @@ def links_for(*, patient: Patient, appointment: Appointment | None, purpose: str
         "portal": portal_url(),
         "form": portal_url("forms/"),
         "unsubscribe": portal_url("preferences/"),
-        "reschedule": portal_url("appointments/new/"),
+        "reschedule": portal_url("book/"),
     }
     if appointment is not None:
         links["reschedule"] = signed_link("reschedule", appointment)
         links["confirm"] = signed_link("confirm", appointment)
         links["join"] = portal_url(f"appointments/{appointment.pk}/")
+    if appointment is not None and purpose == "survey":
+        # The visit's own survey (careloop.intake); intake builds on outreach.
+        from careloop.intake.services import survey_link
+
+        links["form"] = survey_link(appointment=appointment) or links["form"]
     return links

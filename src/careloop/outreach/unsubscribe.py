@@ -25,10 +25,9 @@ from careloop.outreach.message_tokens import (
 )
 from careloop.outreach.models import Message
 
-# TODO(lead): CaptureMethod has no value for "the recipient opted out from the message
-# itself" by e-mail; until consent adds one (e.g. `email_unsubscribe`), the in-band
-# keyword method is the closest, and the record's note says which way it came.
-EMAIL_OPT_OUT_METHOD = CaptureMethod.SMS_KEYWORD
+# The recipient opted out from the message itself; the note says which way (link,
+# one-click, mailto, complaint).
+EMAIL_OPT_OUT_METHOD = CaptureMethod.EMAIL_LINK
 
 
 def unsubscribe_token(message: Message) -> str:

@@ -34,12 +34,12 @@ from django_otp import login as otp_login
 
 from careloop.consent.models import Channel, ContentClass, Purpose
 from careloop.core.clock import now
-from careloop.core.errors import NotFound
 from careloop.outreach.outbox import ADDRESS_SOURCE, About, message_enqueue
 from careloop.outreach.placeholders import render_context
 from careloop.outreach.templates import template_for, template_render
 from careloop.patients.models import ContactPoint, LifecycleStage, Patient
 from careloop.portal.models import ChallengeKind, PortalAccount, PortalChallenge
+from careloop.portal.proxy import Power, proxy_access_audit, proxy_grant, proxy_grants
 from careloop.scheduling.models import HOLDING_STATUSES, Appointment
 from careloop.security.audit import audit_record
 from careloop.security.auth import mfa
@@ -78,27 +78,37 @@ def portal_account(user: object) -> PortalAccount | None:
     return PortalAccount.objects.filter(user=user).select_related("patient").first()
 
 
-def portal_patients_for(account: PortalAccount) -> list[Patient]:
-    """The records this account may see: its own. The hook for proxies (parents,
-    caregivers): their grants will add the records they act for here, and every
-    portal read goes through this list."""
-    return [account.patient]
+def portal_patients_for(account: PortalAccount, power: Power = Power.VIEW) -> list[Patient]:
+    """The records this account may use `power` on: its own, then those it is a proxy
+    for (careloop.portal.proxy: parents, caregivers, with the relationship's flags).
+    Every portal read goes through this list."""
+    return [grant.patient for grant in proxy_grants(account) if grant.allows(power)]
 
 
-def portal_patient(*, account: PortalAccount, patient_id: uuid.UUID | None = None) -> Patient:
-    """The record a portal page shows: the account's own, or (with proxies) one it may
-    act for; `NotFound` alike for "not yours" and "does not exist"."""
-    for patient in portal_patients_for(account):
-        if patient_id is None or patient.pk == patient_id:
-            return patient
-    raise NotFound("no such patient")
+def portal_patient(
+    *,
+    account: PortalAccount,
+    patient_id: uuid.UUID | None = None,
+    power: Power = Power.VIEW,
+    request: HttpRequest | None = None,
+) -> Patient:
+    """The record a portal page shows: the account's own (no `patient_id`), or one it
+    may use `power` on as a proxy, which is audited (`portal.proxy_access`);
+    `NotFound` alike for "not yours" and "does not exist"."""
+    if patient_id is None or patient_id == account.patient_id:
+        return account.patient
+    grant = proxy_grant(account=account, patient_id=patient_id, power=power)
+    proxy_access_audit(request=request, account=account, grant=grant, power=power)
+    return grant.patient
 
 
 def portal_appointments_upcoming(
-    *, request: HttpRequest, account: PortalAccount
+    *, request: HttpRequest, account: PortalAccount, patient: Patient | None = None
 ) -> list[Appointment]:
-    """The patient's own upcoming appointments that hold a time; the read is audited."""
-    patient = portal_patient(account=account)
+    """Upcoming appointments that hold a time, of the account's own record or of
+    `patient` (a record the caller got from `portal_patient`/`portal_acting`); the
+    read is audited."""
+    patient = patient or portal_patient(account=account)
     appointments = list(
         Appointment.objects.filter(patient=patient, start__gte=now(), status__in=HOLDING_STATUSES)
         .select_related("provider", "location", "appointment_type")

@@ -3,9 +3,9 @@ for push notifications.
 
 A thread is a conversation between one patient and a team inbox of the practice; its
 messages come from the patient, from staff, or from the practice itself (an outreach
-message delivered to the portal, careloop.outreach.channels.portal). Subjects and
-bodies are class I. Attachments, assignment and SLA arrive with the portal's secure
-messaging (issue 8) and hang off these rows.
+message delivered to the portal, careloop.outreach.channels.portal). Subjects,
+bodies, attachment names and attachment bytes are class I. Assignment, the answer's
+due time (SLA) and read receipts are careloop.portal.messaging's.
 """
 
 from __future__ import annotations
@@ -35,16 +35,31 @@ class Thread(models.Model):
     created_at = models.DateTimeField()
     # The last message's time: inboxes list threads by it.
     updated_at = models.DateTimeField()
+    # The staff member working the thread (careloop.portal.messaging.thread_assign).
+    assigned_to = models.ForeignKey(
+        "security.User", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    # When the inbox owes the patient an answer: set by the patient's first unanswered
+    # message (its time plus the inbox's SLA in business days), cleared by a staff reply.
+    due_at = models.DateTimeField(null=True, blank=True)
+    closed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-updated_at", "id"]
         indexes = [
             models.Index(fields=["patient", "-updated_at"], name="thread_patient_idx"),
             models.Index(fields=["inbox", "status", "-updated_at"], name="thread_inbox_idx"),
+            models.Index(fields=["status", "due_at"], name="thread_due_idx"),
         ]
         constraints = [
             models.CheckConstraint(
                 condition=models.Q(status__in=ThreadStatus.values), name="thread_status_known"
+            ),
+            # why: a closed thread says when it closed; an open one owes nothing about it.
+            models.CheckConstraint(
+                condition=models.Q(status=ThreadStatus.OPEN, closed_at__isnull=True)
+                | models.Q(status=ThreadStatus.CLOSED, closed_at__isnull=False),
+                name="thread_closed_at_by_status",
             ),
         ]
 
@@ -77,11 +92,20 @@ class ThreadMessage(models.Model):
         blank=True,
         related_name="+",
     )
+    # The hidden key of the form that wrote it: a form submitted twice posts once.
+    idempotency_key = models.CharField(max_length=64, blank=True, default="")
 
     class Meta:
         ordering = ["created_at", "id"]
         indexes = [models.Index(fields=["thread", "created_at"], name="thread_message_idx")]
         constraints = [
+            # why: the double submit of one form (a second click, a resent POST) finds the
+            # message the first one wrote instead of writing a second.
+            models.UniqueConstraint(
+                fields=["author", "idempotency_key"],
+                condition=~models.Q(idempotency_key=""),
+                name="thread_message_once_per_form",
+            ),
             # An outbox message is posted once, however often the dispatcher resends it
             # after a crash: the resend finds this row instead of writing a second.
             models.UniqueConstraint(
@@ -103,6 +127,43 @@ class ThreadMessage(models.Model):
                 | models.Q(author__isnull=True),
                 name="thread_message_practice_unnamed",
             ),
+        ]
+
+
+class ThreadAttachment(models.Model):
+    """A file sent with a message (careloop.portal.attachments): its name is class I
+    (a file name can name the patient), its bytes are stored encrypted in
+    `ThreadAttachmentChunk` rows. `content_type` is what its content was sniffed to be,
+    one of an allowlist, never what the browser claimed."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    message = models.ForeignKey(ThreadMessage, on_delete=models.CASCADE, related_name="attachments")
+    filename = EncryptedTextField()
+    content_type = models.CharField(max_length=64)
+    size = models.PositiveIntegerField()
+    chunks = models.PositiveIntegerField()
+    created_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+
+class ThreadAttachmentChunk(models.Model):
+    """One piece of an attachment's bytes, base64 in an encrypted column bound to this
+    row. Pieces keep each row small, so key rotation (which re-seals rows in batches)
+    never holds whole files in memory."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    attachment = models.ForeignKey(
+        ThreadAttachment, on_delete=models.CASCADE, related_name="pieces"
+    )
+    index = models.PositiveIntegerField()
+    data = EncryptedTextField()
+
+    class Meta:
+        ordering = ["attachment", "index"]
+        constraints = [
+            models.UniqueConstraint(fields=["attachment", "index"], name="attachment_chunk_once"),
         ]
 
 

@@ -30,6 +30,7 @@ from careloop.portal.forms import (
     SignInForm,
 )
 from careloop.portal.models import PortalAccount
+from careloop.portal.views_appointments import home_sections
 from careloop.portal.web import portal_page, portal_public
 from careloop.security.audit import audit_record
 from careloop.security.auth import mfa
@@ -218,18 +219,11 @@ def signout(request: HttpRequest) -> HttpResponse:
 @require_GET
 @portal_page
 def home(request: HttpRequest, account: PortalAccount) -> HttpResponse:
-    patient = accounts.portal_patient(account=account)
-    appointments = accounts.portal_appointments_upcoming(request=request, account=account)
-    # Times in the patient's own zone.
-    with timezone.override(zoneinfo.ZoneInfo(patient.time_zone)):
-        return render(
-            request,
-            "portal/home.html",
-            {
-                "first_name": patient.preferred_name or patient.given_name,
-                "appointments": appointments,
-            },
-        )
+    # Appointments, reminders, tasks and the proxy's switcher: careloop.portal.views_appointments.
+    sections = home_sections(request=request, account=account)
+    # Times in the zone of the patient the page is about.
+    with timezone.override(zoneinfo.ZoneInfo(sections["time_zone"])):
+        return render(request, "portal/home.html", sections)
 
 
 @never_cache

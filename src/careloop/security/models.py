@@ -108,6 +108,10 @@ class AuditEvent(models.Model):
     # Staff username only; a patient is never named here, only referenced by id.
     actor_label = models.CharField(max_length=150, blank=True, db_index=True)
     source_ip = models.GenericIPAddressField(null=True, blank=True)
+    # Also indexed with the time (audit_patient_at_idx): a patient's accounting of
+    # disclosures reads one patient's events newest first. (The single-column index
+    # stays: altering the column would make SQLite rebuild the table, which drops the
+    # append-only triggers.)
     patient_id = models.UUIDField(null=True, blank=True, db_index=True)
     action = models.CharField(max_length=64, db_index=True)
     resource_type = models.CharField(max_length=64, blank=True)
@@ -121,6 +125,13 @@ class AuditEvent(models.Model):
     class Meta:
         # Sealed events in chain order, then the unsealed ones (newest seconds) by time.
         ordering = [models.F("seq").asc(nulls_last=True), "at"]
+        indexes = [
+            models.Index(
+                fields=["patient_id", "-at"],
+                condition=models.Q(patient_id__isnull=False),
+                name="audit_patient_at_idx",
+            ),
+        ]
         constraints = [
             # why: the chain has no gaps by construction, so seq 0 is the genesis only.
             models.CheckConstraint(condition=models.Q(seq__gt=0), name="security_audit_seq_pos"),

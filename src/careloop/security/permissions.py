@@ -208,6 +208,8 @@ SIGNED_ROUTES: Final = frozenset(
         "outreach:email_unsubscribe",
         # A short link in a message: its random code is the credential.
         "outreach_links:link",
+        # A waitlist offer's one-click link: its random code is the credential.
+        "waitlist_claim:claim",
     }
 )
 
@@ -255,6 +257,8 @@ def require(
     """
     if isinstance(actor, User) and actor_allowed(actor, op, resource):
         return actor
+    if isinstance(actor, User) and _patient_may(actor, op, resource, patient_id):
+        return actor
     role = actor.role if isinstance(actor, User) else "anonymous"
     audit_record(
         action="access.denied",
@@ -266,6 +270,26 @@ def require(
         outcome="denied",
     )
     raise PermissionDenied(f"role {role} may not {op} {resource}")
+
+
+# What a patient user (the portal) may do besides nothing: the table gives the patient
+# role no row, because a patient's reach is per record, not per class of data. The
+# portal's rule (careloop.portal.proxy.proxy_may) decides it: the own record, or a
+# record the patient is a proxy for whose relationship allows scheduling.
+PATIENT_RESOURCES: Final = frozenset({Resource.APPOINTMENTS})
+
+
+def _patient_may(actor: User, op: Op, resource: Resource, patient_id: uuid.UUID | None) -> bool:
+    if (
+        actor.role != Role.PATIENT
+        or patient_id is None
+        or resource not in PATIENT_RESOURCES
+        or op not in RW
+    ):
+        return False
+    from careloop.portal.proxy import Power, proxy_may  # the portal builds on security
+
+    return proxy_may(user=actor, patient_id=patient_id, power=Power.SCHEDULE)
 
 
 def console_require(pairs: Iterable[tuple[Op, Resource]]) -> None:

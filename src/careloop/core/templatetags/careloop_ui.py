@@ -36,6 +36,11 @@ def can_read_patients(user: Actor) -> bool:
 
 
 @register.filter
+def can_read_appointments(user: Actor) -> bool:
+    return actor_allowed(user, Op.READ, Resource.APPOINTMENTS)
+
+
+@register.filter
 def can_read_clinical(user: Actor) -> bool:
     return actor_allowed(user, Op.READ, Resource.CLINICAL)
 
