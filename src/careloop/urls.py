@@ -30,6 +30,7 @@ urlpatterns = [
     path("schedule/", include("careloop.scheduling.urls_waitlist")),
     path("w/", include(urls_waitlist.claim_urls)),
     path("inbox/", include("careloop.portal.urls_staff")),
+    path("insurance-cards/", include("careloop.portal.urls_insurance_staff")),
     path("schedule/", include("careloop.scheduling.urls")),
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),

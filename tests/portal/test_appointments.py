@@ -292,7 +292,7 @@ def test_tasks_list_consents_to_sign_and_the_insurance_card(world: World) -> Non
     page = signed_in(world.ana_user).get("/portal/", secure=True).content.decode()
 
     assert "Sign: Notice of Privacy Practices" in page
-    assert "Bring your insurance card" in page
+    assert "Upload your insurance card" in page
 
 
 def test_a_patient_with_insurance_on_file_is_not_asked_for_the_card(world: World) -> None:

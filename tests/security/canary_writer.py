@@ -32,6 +32,7 @@ from careloop.patients.household import RelationshipDetails, relationship_add
 from careloop.patients.models import Patient
 from careloop.patients.notes import note_add
 from careloop.portal.attachments import Upload
+from careloop.portal.insurance import insurance_card_upload
 from careloop.portal.messaging import thread_start
 from careloop.portal.models import PortalAccount
 from careloop.portal.push_subscriptions import push_subscribe
@@ -171,6 +172,20 @@ thread_start(
             content=(canary("threadattachmentchunk.data") + "\n").encode(),
         )
     ],
+)
+
+# The front of an insurance card uploaded in the portal (its name, and its bytes in
+# encrypted pieces), through the insurance card service.
+insurance_card_upload(
+    user=messaging_account.user,
+    patient=patient,
+    uploads={
+        "front": Upload(
+            name=canary("insurancecard.filename") + ".png",
+            content=b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + canary("insurancecardchunk").encode(),
+        )
+    },
+    idempotency_key=token,
 )
 
 # A completed satisfaction survey whose comment is a canary, through the intake services.

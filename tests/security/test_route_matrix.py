@@ -53,8 +53,9 @@ from careloop.fhirapi.models import Client as FhirClient
 from careloop.fhirapi.oauth import token_digest
 from careloop.patients.models import Patient, PatientNote
 from careloop.portal.attachments import Upload
+from careloop.portal.insurance import insurance_card_upload
 from careloop.portal.messaging import thread_start
-from careloop.portal.models import PortalAccount, Thread, ThreadAttachment
+from careloop.portal.models import InsuranceCard, PortalAccount, Thread, ThreadAttachment
 from careloop.scheduling.models import AppointmentConflict, WaitlistEntry
 from careloop.security.audit import audit_record
 from careloop.security.models import Role, User
@@ -154,6 +155,9 @@ SAMPLES: dict[str, Callable[[World], Any]] = {
     "attachment_id": lambda world: ThreadAttachment.objects.get(
         message__thread=_portal_thread(world, with_file=True)
     ).pk,
+    # Insurance cards (careloop.portal.views_insurance, staff_insurance): the front of
+    # the sample patient's card, fresh each time.
+    "card_id": lambda world: _insurance_card(world).pk,
     # The staff calendar (careloop.scheduling.urls): a fresh booking of the sample
     # patient each time, since an allowed role's POST may cancel or move it.
     "appointment_id": lambda world: add_appointment(
@@ -268,6 +272,21 @@ def _portal_thread(world: World, *, with_file: bool = False) -> Thread:
         idempotency_key=uuid.uuid4().hex,
         uploads=files,
     )
+
+
+def _insurance_card(world: World) -> InsuranceCard:
+    account = PortalAccount.objects.get(patient=world.patient)
+    return insurance_card_upload(
+        user=account.user,
+        patient=world.patient,
+        uploads={"front": Upload(name="matrix.png", content=MATRIX_PNG)},
+        idempotency_key=uuid.uuid4().hex,
+    )[0]
+
+
+MATRIX_PNG = (
+    b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + b"\x00\x00\x00\x01" * 2 + b"\x08\x02\x00\x00\x00"
+)
 
 
 def _matrix_source() -> Source:

@@ -172,24 +172,20 @@ def attachment_store(
     *, message: ThreadMessage, upload: Upload, content_type: str
 ) -> ThreadAttachment:
     """Write one checked upload, encrypted, in pieces. Call inside the message's transaction."""
-    content = upload.content
-    pieces = range(0, len(content), CHUNK_BYTES)
+    pieces = content_pieces(upload.content)
     attachment = ThreadAttachment(
         id=uuid.uuid4(),
         message=message,
         filename=upload.name,
         content_type=content_type,
-        size=len(content),
+        size=len(upload.content),
         chunks=len(pieces),
         created_at=now(),
     )
     attachment.save(force_insert=True)
-    for index, start in enumerate(pieces):
+    for index, data in enumerate(pieces):
         piece = ThreadAttachmentChunk(
-            id=uuid.uuid4(),
-            attachment=attachment,
-            index=index,
-            data=base64.b64encode(content[start : start + CHUNK_BYTES]).decode("ascii"),
+            id=uuid.uuid4(), attachment=attachment, index=index, data=data
         )
         piece.save(force_insert=True)
     return attachment
@@ -197,10 +193,27 @@ def attachment_store(
 
 def attachment_bytes(attachment: ThreadAttachment) -> bytes:
     """The decrypted content; every piece must be there (else the row is damaged)."""
-    pieces = list(attachment.pieces.order_by("index"))
-    if [p.index for p in pieces] != list(range(attachment.chunks)):
-        raise ValueError(f"attachment {attachment.pk} is missing pieces")
-    content = b"".join(base64.b64decode(piece.data) for piece in pieces)
-    if len(content) != attachment.size:
-        raise ValueError(f"attachment {attachment.pk} does not have its recorded size")
+    pieces = [(p.index, p.data) for p in attachment.pieces.order_by("index")]
+    return content_join(
+        pieces, chunks=attachment.chunks, size=attachment.size, label=f"attachment {attachment.pk}"
+    )
+
+
+def content_pieces(content: bytes) -> list[str]:
+    """`content` as base64 pieces of `CHUNK_BYTES`, one for each encrypted chunk row
+    (shared by message attachments and insurance cards, careloop.portal.insurance)."""
+    return [
+        base64.b64encode(content[start : start + CHUNK_BYTES]).decode("ascii")
+        for start in range(0, len(content), CHUNK_BYTES)
+    ]
+
+
+def content_join(pieces: list[tuple[int, str]], *, chunks: int, size: int, label: str) -> bytes:
+    """The bytes of `(index, data)` pieces in index order; every piece must be there and
+    add up to `size` (else the stored file, named by `label`, is damaged)."""
+    if [index for index, _data in pieces] != list(range(chunks)):
+        raise ValueError(f"{label} is missing pieces")
+    content = b"".join(base64.b64decode(data) for _index, data in pieces)
+    if len(content) != size:
+        raise ValueError(f"{label} does not have its recorded size")
     return content

@@ -310,3 +310,69 @@ class PortalChallenge(models.Model):
                 name="portal_challenge_user_by_kind",
             ),
         ]
+
+
+class CardSide(models.TextChoices):
+    FRONT = "front", "Front"
+    BACK = "back", "Back"
+
+
+class InsuranceCard(models.Model):
+    """A picture (or PDF) of one side of the patient's insurance card, uploaded from the
+    portal (careloop.portal.insurance). The newest row of a side is the current one;
+    an older one is kept with `superseded_at` set (history). Its name is class I and its
+    bytes are stored encrypted in `InsuranceCardChunk` rows, like a message attachment;
+    `content_type` is what the content was sniffed to be (JPEG, PNG or PDF)."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    patient = models.ForeignKey(
+        "patients.Patient", on_delete=models.CASCADE, related_name="insurance_cards"
+    )
+    # The coverage on file when it was uploaded (none when the patient had none).
+    coverage = models.ForeignKey(
+        "patients.Coverage", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    side = models.CharField(max_length=8, choices=CardSide.choices)
+    filename = EncryptedTextField()
+    content_type = models.CharField(max_length=64)
+    size = models.PositiveIntegerField()
+    chunks = models.PositiveIntegerField()
+    uploaded_at = models.DateTimeField()
+    uploaded_by = models.ForeignKey(
+        "security.User", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    superseded_at = models.DateTimeField(null=True, blank=True)
+    # The upload form's random key: a form sent twice finds the cards of the first.
+    idempotency_key = models.CharField(max_length=64, blank=True)
+
+    class Meta:
+        ordering = ["patient", "side", "-uploaded_at", "id"]
+        constraints = [
+            # Why: "the current card" must be one row per side, even under two tabs.
+            models.UniqueConstraint(
+                fields=["patient", "side"],
+                condition=models.Q(superseded_at__isnull=True),
+                name="insurance_card_one_current_side",
+            ),
+            models.UniqueConstraint(
+                fields=["patient", "side", "idempotency_key"],
+                condition=~models.Q(idempotency_key=""),
+                name="insurance_card_upload_once",
+            ),
+        ]
+
+
+class InsuranceCardChunk(models.Model):
+    """One piece of a card's bytes, base64 in an encrypted column bound to this row
+    (careloop.portal.attachments.content_pieces)."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    card = models.ForeignKey(InsuranceCard, on_delete=models.CASCADE, related_name="pieces")
+    index = models.PositiveIntegerField()
+    data = EncryptedTextField()
+
+    class Meta:
+        ordering = ["card", "index"]
+        constraints = [
+            models.UniqueConstraint(fields=["card", "index"], name="insurance_card_chunk_once"),
+        ]

@@ -30,6 +30,7 @@ from careloop.core.clock import now
 from careloop.outreach.placeholders import primary_language
 from careloop.outreach.template_words import MEASURE_WORDS
 from careloop.patients.models import Coverage, CoverageStatus, Patient
+from careloop.portal.insurance import has_current_front
 from careloop.security.audit import audit_record
 
 REMINDER_STATUSES = (GapStatus.OVERDUE, GapStatus.DUE_SOON)
@@ -145,15 +146,18 @@ def consent_tasks(patient: Patient, at: datetime.datetime) -> list[Task]:
 
 
 def insurance_tasks(patient: Patient, at: datetime.datetime) -> list[Task]:
-    """No active coverage on file: ask for the card. (The portal has no card upload
-    yet: the task says to bring it; docs/portal.md.)"""
+    """No active coverage and no current front of the card on file: ask for the card,
+    linking to the upload page. A card on file without coverage asks nothing more: the
+    front desk enters the coverage from the card (docs/portal.md, "Insurance card")."""
     today = at.date()
     active = Coverage.objects.filter(patient=patient, status=CoverageStatus.ACTIVE).exclude(
         period_end__lt=today
     )
-    if active.exists():
+    if active.exists() or has_current_front(patient):
         return []
-    return [Task(kind="insurance", title=_("Bring your insurance card to your next visit"))]
+    return [
+        Task(kind="insurance", title=_("Upload your insurance card"), url=_url("portal:insurance"))
+    ]
 
 
 TASK_PROVIDERS: list[TaskProvider] = [form_tasks, consent_tasks, insurance_tasks]

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from django.urls import path
 
-from careloop.portal import views, views_appointments, views_consents, views_messages
+from careloop.portal import (
+    views,
+    views_appointments,
+    views_consents,
+    views_insurance,
+    views_messages,
+)
 
 app_name = "portal"
 urlpatterns = [
@@ -69,5 +75,12 @@ urlpatterns = [
         "messages/files/<uuid:attachment_id>/",
         views_messages.attachment,
         name="message_attachment",
+    ),
+    # The insurance card (views_insurance).
+    path("insurance/", views_insurance.insurance_page, name="insurance"),
+    path(
+        "insurance/files/<uuid:card_id>/",
+        views_insurance.insurance_card_file,
+        name="insurance_card_file",
     ),
 ]

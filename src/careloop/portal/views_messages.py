@@ -12,7 +12,7 @@ from __future__ import annotations
 import secrets
 import uuid
 import zoneinfo
-from typing import Any
+from typing import Any, Protocol
 
 from django import forms
 from django.contrib import messages as flash
@@ -27,7 +27,7 @@ from django.views.decorators.http import require_http_methods, require_safe
 
 from careloop.portal import messaging
 from careloop.portal.attachments import MAX_FILES, TEXT, AttachmentRefused, Upload, max_bytes
-from careloop.portal.models import PortalAccount, ThreadAttachment
+from careloop.portal.models import PortalAccount
 from careloop.portal.uploads import oversized, upload_form
 from careloop.portal.web import portal_page
 
@@ -66,7 +66,16 @@ def uploads_from(request: HttpRequest) -> list[Upload]:
     ]
 
 
-def attachment_response(attachment: ThreadAttachment, content: bytes) -> HttpResponse:
+class StoredFile(Protocol):
+    """A stored upload (a message attachment, an insurance card)."""
+
+    @property
+    def filename(self) -> str: ...
+    @property
+    def content_type(self) -> str: ...
+
+
+def attachment_response(attachment: StoredFile, content: bytes) -> HttpResponse:
     """Always a download, never shown in the browser, never sniffed into something else."""
     content_type = attachment.content_type
     if content_type == TEXT:

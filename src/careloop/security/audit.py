@@ -121,6 +121,8 @@ ACTIONS: frozenset[str] = frozenset(
         "message.close",
         "message.reopen",
         "message.attachment_view",
+        "insurance_card.upload",
+        "insurance_card.view",
         "journey.save",
         "journey.enroll",
         "journey.exit",
