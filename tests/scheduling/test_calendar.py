@@ -111,6 +111,8 @@ def test_day_view_shows_each_provider_with_the_visit_in_the_location_time_zone(
     assert "Follow-up" in html and "Booked" in html
     assert 'data-start="2026-03-02T09:00:00-05:00"' in html
     assert 'draggable="true"' in html
+    # The waitlist and the EHR conflicts are a click away from the calendar.
+    assert 'href="/schedule/waitlist/"' in html and 'href="/schedule/conflicts/"' in html
 
 
 def test_a_day_listing_patients_is_audited_as_a_patient_list_without_names(
