@@ -186,6 +186,31 @@ def message_write(
     return message
 
 
+def message_reply_once(
+    *,
+    thread: Thread,
+    kind: AuthorKind,
+    author: User,
+    body: str,
+    key: str,
+    files: list[tuple[Upload, str]],
+    at: datetime.datetime,
+) -> tuple[ThreadMessage, bool]:
+    """Write a reply once per form key: (the message, True), or (the twin submission's
+    message, False) when a double submit of the same form won the race."""
+    try:
+        with transaction.atomic():  # a savepoint: a racing double submit may win
+            message = message_write(
+                thread=thread, kind=kind, author=author, body=body, key=key, files=files, at=at
+            )
+    except IntegrityError:
+        again = message_of_form(author, key)
+        if again is None or again.thread_id != thread.pk:
+            raise
+        return again, False
+    return message, True
+
+
 def thread_record(
     *,
     action: str,
@@ -325,22 +350,17 @@ def patient_reply(
     body = body_checked(body)
     files = uploads_checked(uploads)
     at = now()
-    try:
-        with transaction.atomic():
-            message = message_write(
-                thread=thread,
-                kind=AuthorKind.PATIENT,
-                author=actor,
-                body=body,
-                key=idempotency_key,
-                files=files,
-                at=at,
-            )
-    except IntegrityError:
-        again = message_of_form(actor, idempotency_key)
-        if again is None or again.thread_id != thread.pk:
-            raise
-        return again
+    message, written = message_reply_once(
+        thread=thread,
+        kind=AuthorKind.PATIENT,
+        author=actor,
+        body=body,
+        key=idempotency_key,
+        files=files,
+        at=at,
+    )
+    if not written:
+        return message
     thread.updated_at = at
     if thread.due_at is None:
         thread.due_at = due_after(at, inboxes().get(thread.inbox, 1))

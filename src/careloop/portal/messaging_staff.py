@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.db.models import Count, F, Q, QuerySet
 from django.utils.translation import gettext as _
 
@@ -31,7 +31,7 @@ from careloop.portal.messaging import (  # the shared write steps
     inbox_words,
     inboxes,
     message_of_form,
-    message_write,
+    message_reply_once,
     thread_messages,
     thread_record,
     uploads_checked,
@@ -161,22 +161,17 @@ def staff_reply(
     body = body_checked(body)
     files = uploads_checked(uploads)
     at = now()
-    try:
-        with transaction.atomic():
-            message = message_write(
-                thread=thread,
-                kind=AuthorKind.STAFF,
-                author=user,
-                body=body,
-                key=idempotency_key,
-                files=files,
-                at=at,
-            )
-    except IntegrityError:
-        again = message_of_form(user, idempotency_key)
-        if again is None or again.thread_id != thread.pk:
-            raise
-        return again
+    message, written = message_reply_once(
+        thread=thread,
+        kind=AuthorKind.STAFF,
+        author=user,
+        body=body,
+        key=idempotency_key,
+        files=files,
+        at=at,
+    )
+    if not written:
+        return message
     thread.updated_at, thread.due_at = at, None
     fields = ["updated_at", "due_at"]
     if thread.assigned_to_id is None:
