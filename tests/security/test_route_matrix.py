@@ -56,6 +56,7 @@ from careloop.portal.attachments import Upload
 from careloop.portal.insurance import insurance_card_upload
 from careloop.portal.messaging import thread_start
 from careloop.portal.models import InsuranceCard, PortalAccount, Thread, ThreadAttachment
+from careloop.portal.push_subscriptions import push_subscribe
 from careloop.scheduling.models import AppointmentConflict, WaitlistEntry
 from careloop.security.audit import audit_record
 from careloop.security.models import Role, User
@@ -78,6 +79,7 @@ from tests.patients.builders import (
     make_patient,
     make_provider,
 )
+from tests.portal.push_service import Browser
 from tests.security.clinic import staff_user
 from tests.security.personas import force_verified_login as sign_in
 
@@ -158,6 +160,10 @@ SAMPLES: dict[str, Callable[[World], Any]] = {
     # Insurance cards (careloop.portal.views_insurance, staff_insurance): the front of
     # the sample patient's card, fresh each time.
     "card_id": lambda world: _insurance_card(world).pk,
+    # A browser's push subscription (careloop.portal.views_push), fresh each time.
+    "subscription_id": lambda world: push_subscribe(
+        patient=world.patient, subscription=_push_subscription()
+    ).pk,
     # The staff calendar (careloop.scheduling.urls): a fresh booking of the sample
     # patient each time, since an allowed role's POST may cancel or move it.
     "appointment_id": lambda world: add_appointment(
@@ -323,6 +329,18 @@ _CONTACT = {"system": "email", "value": "matrix@example.org", "can_email": True}
 _COVERAGE = {"payer_category": "self_pay", "payer_name": "Self"}
 _NOTE = {"body": "Called about the bill."}
 _CONSENT = {"kind": "treatment", "status": "granted", "method": "verbal"}
+
+
+def _push_subscription() -> dict[str, Any]:
+    token = uuid.uuid4().hex
+    return {"endpoint": f"https://fcm.googleapis.com/fcm/send/{token}", "keys": Browser().keys()}
+
+
+# The portal's JSON endpoints (careloop.portal.views_push) get a body they accept.
+PORTAL_JSON_BODIES: dict[str, Callable[[], dict[str, Any]]] = {
+    "portal:push_on": lambda: {"subscription": _push_subscription()},
+    "portal:push_off": lambda: {"endpoint": _push_subscription()["endpoint"]},
+}
 # An endpoint sharing its path with another is walked under each endpoint's name.
 API_BODIES: dict[str, dict[str, Any]] = {
     "api:patients_search": {"query": ""},
@@ -531,6 +549,11 @@ def request(route: Route, world: World, url: str, method: str, actor: str) -> tu
         )
     elif route.kind.startswith("api"):
         body = json.dumps(API_BODIES.get(route.label, {}))
+        response = client.post(
+            url, body, content_type="application/json", secure=True, headers=headers
+        )
+    elif route.label in PORTAL_JSON_BODIES:
+        body = json.dumps(PORTAL_JSON_BODIES[route.label]())
         response = client.post(
             url, body, content_type="application/json", secure=True, headers=headers
         )

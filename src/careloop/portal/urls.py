@@ -10,6 +10,7 @@ from careloop.portal import (
     views_consents,
     views_insurance,
     views_messages,
+    views_push,
 )
 
 app_name = "portal"
@@ -66,6 +67,15 @@ urlpatterns = [
         name="consent_download",
     ),
     path("preferences/", views_consents.preferences, name="preferences"),
+    # Web Push in this browser (views_push); the worker's scope is the portal.
+    path("sw.js", views_push.service_worker, name="service_worker"),
+    path("push/on/", views_push.push_on, name="push_on"),
+    path("push/off/", views_push.push_off, name="push_off"),
+    path(
+        "push/<uuid:subscription_id>/remove/",
+        views_push.push_device_remove,
+        name="push_device_remove",
+    ),
     path("disclosures/", views_consents.disclosures, name="disclosures"),
     # Secure messages (views_messages).
     path("messages/", views_messages.inbox, name="messages"),

@@ -58,6 +58,7 @@ from careloop.patients.models import Patient, PatientRelationship
 from careloop.portal.disclosures import portal_disclosures
 from careloop.portal.models import PortalAccount
 from careloop.portal.proxy import Grant, Power, portal_acting
+from careloop.portal.views_push import push_context
 from careloop.portal.web import portal_page
 from careloop.security.audit import audit_record, source_address
 
@@ -553,6 +554,7 @@ def preferences(request: HttpRequest, account: PortalAccount) -> HttpResponse:
         "form": form,
         "may_change": grant.allows(Power.SIGN_CONSENTS),
         "channel_labels": [CHANNEL_LABELS[c] for c in Channel],
+        **push_context(grant),
     }
     return render(request, "portal/preferences/edit.html", context)
 
