@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -699,8 +700,32 @@ class Facts:
         return self.where(latest)
 
 
+_ALIAS_USED = re.compile(r"\b([fs]\d+)\.")
+_ALIAS_MADE = re.compile(rf"\b(?:{FACT}|cg_facts_\d+) ([fs]\d+)\b")
+
+
+def _self_contained(sql: str) -> bool:
+    """Does the select name only rows it reads itself? A retrieve whose conditions
+    name an outer row (CMS2's medication "with" a screening) cannot be selected once
+    for everyone."""
+    return set(_ALIAS_USED.findall(sql)) <= set(_ALIAS_MADE.findall(sql))
+
+
 def _related(row: Row, other: Facts, such_that: Callable[[Row, Row], Cond]) -> Cond:
     def build(c: Ctx) -> Cond:
+        chosen, (frm, params) = other.select(c)
+        if c.materialize and not c.correlated and _self_contained(frm):
+            # Over the population: the other facts once, into a table of their own
+            # (indexed by patient); each row then looks among its patient's few.
+            within = c.only_within(chosen.c("patient"))
+            table = c.fact_table(f"SELECT {chosen.alias}.* {frm}{within}", params)
+            inner = Row(c.alias())
+            text, more = such_that(row, inner).sql(c)
+            return Raw(
+                f"EXISTS (SELECT 1 FROM {table} {inner.alias} "  # noqa: S608
+                f"WHERE {inner.c('patient')} = {row.c('patient')} AND ({text}))",
+                tuple(more),
+            )
         inner, (frm, params) = other.select(c, by_patient=True)
         text, more = such_that(row, inner).sql(c)
         return Raw(

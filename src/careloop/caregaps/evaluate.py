@@ -38,6 +38,7 @@ from careloop.caregaps.measure import POPULATIONS, Group, Measure, measure_get
 from careloop.caregaps.models import MeasureRun, PatientMeasureResult
 from careloop.caregaps.sql import Cond, Ctx
 from careloop.caregaps.terminology import valuesets_ensure
+from careloop.clinical.models import ClinicalFact
 from careloop.core.clock import now
 from careloop.patients.models import Patient
 from careloop.security.audit import audit_record
@@ -340,15 +341,20 @@ def _with_sets(ctx: Ctx, statements: list[tuple[str, list[Any]]]) -> list[tuple[
     drops."""
     make: list[tuple[str, list[Any]]] = []
     drop: list[tuple[str, list[Any]]] = []
+    patient = column(ClinicalFact, "patient")
     for name, (select_sql, params) in ctx.set_selects.items():
         make.append((f"DROP TABLE IF EXISTS {name}", []))
-        create = f"CREATE TEMPORARY TABLE {name} AS SELECT DISTINCT pid FROM ({select_sql}) s"  # noqa: S608
-        make.append((create, list(params)))
+        if name in ctx.fact_tables:
+            make.append((f"CREATE TEMPORARY TABLE {name} AS {select_sql}", list(params)))
+            make.append((f"CREATE INDEX {name}_patient ON {name} ({patient})", []))
+        else:
+            create = f"CREATE TEMPORARY TABLE {name} AS SELECT DISTINCT pid FROM ({select_sql}) s"  # noqa: S608
+            make.append((create, list(params)))
+            if ctx.vendor != "postgresql":
+                make.append((f"CREATE UNIQUE INDEX {name}_pid ON {name} (pid)", []))
         if ctx.vendor == "postgresql":
             # Temporary tables have no statistics until analysed; the planner needs them.
             make.append((f"ANALYZE {name}", []))
-        else:
-            make.append((f"CREATE UNIQUE INDEX {name}_pid ON {name} (pid)", []))
         drop.append((f"DROP TABLE {name}", []))
     return [*make, *statements, *drop]
 

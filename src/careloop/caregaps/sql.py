@@ -45,6 +45,8 @@ class Ctx:
     sets: dict[tuple[str, tuple[Any, ...]], str] = field(default_factory=dict)
     # Each set's name and its select, in the order they were made.
     set_selects: dict[str, Fragment] = field(default_factory=dict)
+    # The sets among them that hold fact rows, not patient ids (`fact_table`).
+    fact_tables: set[str] = field(default_factory=set)
     # A set holding the initial population: the criteria after it only need facts of
     # its patients (most measures' populations are a small part of the practice).
     within: str | None = None
@@ -78,6 +80,19 @@ class Ctx:
         if name is None:
             name = self.sets[key] = f"cg_set_{len(self.sets)}"
             self.set_selects[name] = (select_sql, list(params))
+        return name
+
+    def fact_table(self, select_sql: str, params: list[Any] | tuple[Any, ...]) -> str:
+        """The temporary table that will hold this select's fact rows (every column
+        of the facts table, indexed by patient): the other side of a relationship
+        between facts ("a reading during an encounter"), selected from the practice
+        once instead of looked up among each patient's facts for every row."""
+        key = ("facts:" + _canonical_aliases(select_sql), tuple(_hashable(p) for p in params))
+        name = self.sets.get(key)
+        if name is None:
+            name = self.sets[key] = f"cg_facts_{len(self.sets)}"
+            self.set_selects[name] = (select_sql, list(params))
+            self.fact_tables.add(name)
         return name
 
     def only_within(self, patient_sql: str) -> str:
