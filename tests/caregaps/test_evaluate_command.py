@@ -68,3 +68,32 @@ def test_a_patient_needs_a_current_run_and_a_known_id(practice: dict[str, uuid.U
     with pytest.raises((CommandError, SystemExit)):
         call_command("caregaps", "evaluate", "--patient", "nobody")
     assert MeasureRun.objects.count() == 1
+
+
+# As an operator runs it: outside any transaction (CLUSTER cannot run in one that has
+# written rows with deferred constraint checks).
+@pytest.mark.django_db(transaction=True)
+def test_cluster_lays_the_facts_out_by_code_and_measures_still_agree(
+    practice: dict[str, uuid.UUID],
+) -> None:
+    from django.db import connection
+
+    before, _ = _evaluate("--measure", "CMS125", "--as-of", "2026-12-01")
+    out = io.StringIO()
+    call_command("caregaps", "cluster", stdout=out)
+
+    if connection.vendor == "postgresql":
+        assert out.getvalue().startswith("clinical facts clustered by code in ")
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT i.indisclustered FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+                "WHERE c.relname = 'fact_kind_code_idx'"
+            )
+            assert cursor.fetchone() == (True,)
+    else:
+        assert out.getvalue().strip() == "nothing to do: sqlite has no clustered tables"
+    after, _ = _evaluate("--measure", "CMS125", "--as-of", "2026-12-01")
+    # The same counts per status (the last columns are the run's seconds and number).
+    assert [line.split()[:7] for line in after.splitlines()[1:]] == [
+        line.split()[:7] for line in before.splitlines()[1:]
+    ]

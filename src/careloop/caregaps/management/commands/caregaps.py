@@ -1,4 +1,5 @@
-"""`careloop caregaps load-valuesets | evaluate | report`: terminology, runs, reports.
+"""`careloop caregaps load-valuesets | evaluate | report | cluster`: terminology, runs,
+reports, and the facts' layout.
 
 `evaluate [--measure ID ...] [--period YEAR] [--as-of DATE] [--horizon DAYS]
 [--patient ID]` evaluates the measures (all by default) over the whole population for
@@ -15,6 +16,10 @@ patient as NDJSON (`--each`). It reads the measure's current run when that is of
 the period, else evaluates (careloop.caregaps.report.report_run). A report is a PHI
 export: audited as `fhir.export` by the console operator before the first byte is
 written. `--out` writes a temporary file beside FILE (mode 0600) and renames it.
+
+`cluster` rewrites the clinical facts in code order on PostgreSQL
+(careloop.clinical.layout): after a large import and nightly, so that population runs
+read a value set's facts together. It locks the facts while it runs.
 
 `load-valuesets`: without PATH, (re)loads the expansions shipped with careloop. PATH
 may be a folder in the published layout (`measures/<ID>/valuesets/*.json`), a ValueSet
@@ -62,6 +67,7 @@ from careloop.caregaps.terminology import (
     valuesets_load,
     write_bundle,
 )
+from careloop.clinical.layout import facts_cluster
 from careloop.core.cli import CareloopCommand, OneLineCommandParser
 from careloop.core.clock import now
 from careloop.security.audit import audit_record
@@ -106,6 +112,9 @@ class Command(CareloopCommand):
         report.add_argument("--patient", metavar="ID", help="careloop's or the source's id")
         report.add_argument("--each", action="store_true", help="one report per patient, NDJSON")
         report.add_argument("--out", type=Path, metavar="FILE", help="default: standard output")
+        sub.add_parser(
+            "cluster", help="Lay the clinical facts out by code for population measures."
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         if options["action"] == "evaluate":
@@ -113,6 +122,13 @@ class Command(CareloopCommand):
             return
         if options["action"] == "report":
             self._report(options)
+            return
+        if options["action"] == "cluster":
+            result = facts_cluster()
+            if result.clustered:
+                self.stdout.write(f"clinical facts clustered by code in {result.seconds:.1f} s")
+            else:
+                self.stdout.write(f"nothing to do: {result.reason}")
             return
         path: Path | None = options["path"]
         try:
