@@ -604,8 +604,26 @@ class Facts:
     # A retrieve sees what was done; `not_done()` turns it to what was documented as
     # not done (QI-Core's ...NotDone / ...NotRequested profiles).
     negated: bool | None = False
+    # `define()`: these facts are a named expression of the measure (a CQL `define`
+    # that several criteria read), selected once per evaluation over the population
+    # into a table of their own; `conds` then narrow what was selected.
+    defined: Facts | None = None
+
+    def define(self) -> Facts:
+        """These facts as a definition: computed once per evaluation, however many
+        criteria read them (CMS165's "readings on the most recent day" feed four)."""
+        return Facts(
+            kind=self.kind,
+            resource_types=self.resource_types,
+            element=self.element,
+            any_code=True,
+            negated=None,
+            defined=self,
+        )
 
     def not_done(self) -> Facts:
+        if self.defined is not None:
+            raise ValueError("a definition is not a retrieve; use not_done() before define()")
         return dataclasses.replace(self, negated=True)
 
     def cancelled(self) -> Facts:
@@ -618,6 +636,8 @@ class Facts:
 
     def union(self, other: Facts) -> Facts:
         """Both retrieves (same kind and filters): their codes together."""
+        if self.defined is not None or other.defined is not None:
+            raise ValueError("a definition is not a retrieve; unite the retrieves first")
         if (self.kind, self.resource_types, self.element, self.conds) != (
             other.kind,
             other.resource_types,
@@ -635,6 +655,8 @@ class Facts:
 
     def matches(self, ctx: Ctx, row: Row) -> Cond:
         """The conditions that make `row` one of these facts."""
+        if self.defined is not None:
+            return all_of(self.defined.matches(ctx, row), *(cond(row) for cond in self.conds))
         conds: list[Cond] = [
             Raw(f"{row.c('kind')} = %s", (self.kind,)),
             Raw(f"{row.c('element')} = %s", (self.element,)),
@@ -659,6 +681,13 @@ class Facts:
         one CMS165 set at 3,000 patients).
         """
         row = Row(ctx.alias())
+        if self.defined is not None and ctx.materialize and not ctx.correlated:
+            inner, (frm, params) = self.defined.select(ctx)
+            if _self_contained(frm):
+                within = ctx.only_within(inner.c("patient"))
+                table = ctx.fact_table(f"SELECT {inner.alias}.* {frm}{within}", params)
+                text, more = all_of(*(cond(row) for cond in self.conds)).sql(ctx)
+                return row, (f"FROM {table} {row.alias} WHERE {text}", more)
         text, params = self.matches(ctx, row).sql(ctx)
         hint = f" INDEXED BY {PATIENT_KIND_INDEX}" if by_patient and ctx.vendor == "sqlite" else ""
         return row, (f"FROM {FACT} {row.alias}{hint} WHERE {text}", params)

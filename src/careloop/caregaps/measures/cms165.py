@@ -118,12 +118,16 @@ def _own_encounter_is_outpatient(bp: Row) -> Cond:
 # "Qualifying ... Blood Pressure Reading": the union of readings not taken during an
 # inpatient or emergency encounter and readings in the period whose own encounter is
 # not of an inpatient or emergency class.
-QUALIFYING_BLOOD_PRESSURE_READING = observation(BLOOD_PRESSURE_PANEL).where(
-    lambda o: o.category_is("vital-signs"),
-    lambda o: o.status_in(*RESULT_STATUSES),
-    lambda o: _not_during_disqualifying_encounter(o) | _own_encounter_is_outpatient(o),
+QUALIFYING_BLOOD_PRESSURE_READING = (
+    observation(BLOOD_PRESSURE_PANEL)
+    .where(
+        lambda o: o.category_is("vital-signs"),
+        lambda o: o.status_in(*RESULT_STATUSES),
+        lambda o: _not_during_disqualifying_encounter(o) | _own_encounter_is_outpatient(o),
+    )
+    .define()
 )
-ON_MOST_RECENT_BLOOD_PRESSURE_DAY = QUALIFYING_BLOOD_PRESSURE_READING.on_most_recent_day()
+ON_MOST_RECENT_BLOOD_PRESSURE_DAY = QUALIFYING_BLOOD_PRESSURE_READING.on_most_recent_day().define()
 
 
 def _lowest_reading_on_most_recent_day_below(component: Code, limit: float) -> Cond:
