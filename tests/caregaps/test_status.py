@@ -11,7 +11,7 @@ import pytest
 
 from careloop.caregaps.evaluate import Period, caregaps_refresh, measure_evaluate
 from careloop.caregaps.models import MeasureRun, PatientMeasureResult
-from tests.caregaps.fhir_resources import import_resources, mammogram
+from tests.caregaps.fhir_resources import OFFICE_VISIT, encounter, import_resources, mammogram
 from tests.caregaps.gaps_practice import AS_OF, import_practice
 
 pytestmark = pytest.mark.django_db
@@ -60,6 +60,29 @@ def test_refresh_re_evaluates_only_the_touched_patients(
     assert _status(run, practice["never"]) == ("met", datetime.date(2029, 2, 20), "")
     assert PatientMeasureResult.objects.get(run=run, patient_id=practice["soon"]).pk == untouched
     assert PatientMeasureResult.objects.filter(run=run).count() == 4
+
+
+def test_refresh_of_a_patient_with_many_matching_facts_writes_one_row(
+    practice: dict[str, Any], tmp_path: Path
+) -> None:
+    """Several facts satisfy each criterion (three office visits and two mammograms):
+    the patient is still one row, on both engines. SQLite 3.51 turns a correlated
+    EXISTS into a join and returned the patient once per matching visit."""
+    run = measure_evaluate(measure="CMS125", period=Period.year(2026), as_of=AS_OF)
+    import_resources(
+        tmp_path / "second",
+        [
+            encounter("never", "e7", "2026-04-10", OFFICE_VISIT),
+            encounter("never", "e8", "2026-05-10", OFFICE_VISIT),
+            mammogram("never", "m4", "2026-05-10"),
+            mammogram("never", "m5", "2026-06-10"),
+        ],
+    )
+
+    assert caregaps_refresh(patient_ids=[practice["never"]]) == 1
+
+    assert PatientMeasureResult.objects.filter(run=run, patient_id=practice["never"]).count() == 1
+    assert _status(run, practice["never"]) == ("met", datetime.date(2028, 9, 10), "")
 
 
 def test_refresh_without_a_current_run_does_nothing(practice: dict[str, Any]) -> None:
