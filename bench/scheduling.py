@@ -5,12 +5,16 @@ providers and 2 years of appointments.
 The practice: 10 locations in four US zones, 200 providers each open weekdays
 08:00-12:00 and 13:00-17:00, and appointments on a 30-minute grid from a year ago to a
 year ahead (past days about 80% full, the next 90 days about 60%, later ones 20%; a
-tenth of them reported by the EHR). Rows are written directly (COPY on PostgreSQL,
-executemany on SQLite through careloop.core.bulk), not through the booking service.
+tenth of them reported by the EHR). Each location has three rooms; the first two
+appointments at each location and time hold one each, so a procedure (a type that
+needs a room) finds one room free where a provider is. Rows are written directly (COPY
+on PostgreSQL, executemany on SQLite through careloop.core.bulk), not through the
+booking service.
 
 Measured:
 - `slots_search` for one provider over 90 days, for 50 providers over 7 days, and (for
-  the record) for 50 providers over 90 days: p50 and p99 over repeated searches;
+  the record) for 50 providers over 90 days, and for the procedure for 50 providers
+  over 7 days: p50 and p99 over repeated searches;
 - `appointment_book` with N concurrent clients (threads, each with its own database
   connection) all aiming at the same few hundred free slots of the next fortnight, so
   most attempts lose a race: attempts/s, bookings/s, and the number of double
@@ -50,6 +54,8 @@ HOURS = ((8, 12), (13, 17))
 SLOT_MINUTES = 30
 PATIENTS = 300
 DAYS = 365  # appointments from this many days ago to this many ahead
+ROOMS = 3  # per location
+ROOMS_HELD = 2  # at most this many appointments at one location and time hold a room
 
 
 def _fill(days_from_today: int) -> float:
@@ -74,6 +80,8 @@ def build_practice(rng: random.Random) -> dict[str, Any]:
         AppointmentType,
         Location,
         Provider,
+        Resource,
+        ResourceKind,
         WeeklyAvailability,
     )
     from careloop.security.models import Role, User
@@ -106,6 +114,18 @@ def build_practice(rng: random.Random) -> dict[str, Any]:
         for a, b in HOURS
     )
     visit = AppointmentType.objects.create(code="visit", name="Visit", minutes=SLOT_MINUTES)
+    rooms = Resource.objects.bulk_create(
+        Resource(location=location, name=f"Room {n}", kind=ResourceKind.ROOM)
+        for location in locations
+        for n in range(ROOMS)
+    )
+    rooms_at = {
+        location.pk: [room.pk for room in rooms if room.location_id == location.pk]
+        for location in locations
+    }
+    procedure = AppointmentType.objects.create(
+        code="procedure", name="Procedure", minutes=SLOT_MINUTES, resource_kind=ResourceKind.ROOM
+    )
     short = AppointmentType.objects.create(code="short", name="Short visit", minutes=20)
     desk = User.objects.create_user(username="bench-desk", password="x" * 20, role=Role.FRONT_DESK)
     for n in range(PATIENTS):
@@ -119,12 +139,14 @@ def build_practice(rng: random.Random) -> dict[str, Any]:
     patient_ids = list(Patient.objects.values_list("pk", flat=True))
     a = bulk.adapters()
     fields = ("id", "patient", "provider", "location", "appointment_type", "start", "end")
-    fields += ("status", "source", "created_at", "busy_until")
+    fields += ("status", "source", "created_at", "busy_until", "resource")
     table = Appointment._meta.db_table
     columns = [bulk.model_field(Appointment, f).column for f in fields]
     stamp = a.dt(now() - datetime.timedelta(days=400))
     rows: list[tuple[Any, ...]] = []
     total = 0
+    # Rooms taken so far at (location, start): visits on one 30-minute grid never overlap.
+    taken: dict[tuple[uuid.UUID, datetime.datetime], int] = {}
     for provider in providers:
         zone = ZoneInfo(provider.location.time_zone)
         for offset in range(-DAYS, DAYS + 1):
@@ -149,6 +171,9 @@ def build_practice(rng: random.Random) -> dict[str, Any]:
                         )[0]
                     else:
                         status = rng.choice([AppointmentStatus.BOOKED, AppointmentStatus.CONFIRMED])
+                    held = taken.get((provider.location_id, start), 0)
+                    room = rooms_at[provider.location_id][held] if held < ROOMS_HELD else None
+                    taken[(provider.location_id, start)] = held + 1
                     rows.append(
                         (
                             a.uid(uuid.uuid4()),
@@ -162,6 +187,7 @@ def build_practice(rng: random.Random) -> dict[str, Any]:
                             "ehr" if ehr else "careloop",
                             stamp,
                             None if ehr else a.dt(end),
+                            None if room is None else a.uid(room),
                         )
                     )
         if len(rows) > 50_000:
@@ -175,6 +201,7 @@ def build_practice(rng: random.Random) -> dict[str, Any]:
     return {
         "today": today,
         "visit": visit,
+        "procedure": procedure,
         "desk": desk,
         "providers": providers,
         "patients": patient_ids,
@@ -199,7 +226,12 @@ def _percentiles(samples: list[float]) -> str:
 
 
 def measure_search(
-    practice: dict[str, Any], rng: random.Random, searches: int, providers: int, days: int
+    practice: dict[str, Any],
+    rng: random.Random,
+    searches: int,
+    providers: int,
+    days: int,
+    kind: str = "visit",
 ) -> tuple[str, int]:
     from careloop.scheduling.slots import slots_search
 
@@ -211,7 +243,7 @@ def measure_search(
         chosen = rng.sample(practice["providers"], providers)
         started = time.perf_counter()
         slots = slots_search(
-            appointment_type=practice["visit"],
+            appointment_type=practice[kind],
             providers=chosen,
             start_date=first,
             end_date=last,
@@ -336,6 +368,8 @@ def child(engine: str, clients: int, attempts: int, searches: int) -> None:
     for providers, days, count in ((1, 90, searches), (50, 7, searches), (50, 90, 10)):
         line, per = measure_search(practice, rng, count, providers, days)
         print(f"  slots_search {providers} provider(s) x {days} days: {line}; {per} slots")
+    line, per = measure_search(practice, rng, searches, 50, 7, "procedure")
+    print(f"  slots_search, a procedure needing a room, 50 providers x 7 days: {line}; {per} slots")
     began = now()
     line, won = measure_booking(practice, rng, clients, attempts)
     print(f"  booking: {line}", flush=True)

@@ -4,7 +4,9 @@ event; outreach journeys read the resulting rows (status, created_at).
 
 No double booking: the booking re-checks the slot inside its transaction and writes
 `busy_until`, which PostgreSQL's exclusion constraint (migration 0003) compares, so of
-two concurrent bookings of one slot exactly one commits. SQLite has no such
+two concurrent bookings of one slot exactly one commits. A type that needs a room or
+equipment also takes a free one (careloop.scheduling.resources), guarded the same way
+by a second constraint over the resource's time (migration 0005). SQLite has no such
 constraint; there the transaction is exclusive (`exclusive_transaction`), so bookings
 run one at a time and the re-check sees the winner. The loser gets `SlotTaken` with
 the next free slots.
@@ -12,7 +14,9 @@ the next free slots.
 Who acts: a staff `User` (checked against the permission table), or `OnBehalf` for a
 change no staff user makes: the patient, through a credential careloop has checked (a
 portal session, a waitlist offer's link), or a system job (the automatic no-show
-sweep). A patient acts only on their own appointments.
+sweep). A patient acts only on their own appointments. A staff user books (or moves a
+visit to) a type only when its `booking_roles` allow their role (`RoleMayNotBook`);
+patients are governed by `self_bookable`, which the portal checks.
 
 Time given back (cancel, reschedule, no-show) is noted for the waitlist in the same
 transaction (careloop.scheduling.waitlist `waitlist_note_freed`) and offered after the
@@ -27,6 +31,7 @@ from dataclasses import dataclass
 from typing import Literal
 from zoneinfo import ZoneInfo
 
+from django.apps import apps
 from django.db import IntegrityError, transaction
 from django.db.models.functions import Coalesce
 from django_tasks_db.utils import exclusive_transaction
@@ -43,14 +48,16 @@ from careloop.scheduling.models import (
     Location,
     Provider,
 )
+from careloop.scheduling.resources import resource_pick, resources_all_held
 from careloop.scheduling.slots import LONGEST, Slot, slots_search
 from careloop.security.audit import audit_record
-from careloop.security.models import User
+from careloop.security.models import Role, User
 from careloop.security.permissions import Actor, Op, Resource, require
 
 ALTERNATIVES = 5
 ALTERNATIVE_DAYS = 14
 EXCLUSION = "appt_no_double_booking"
+RESOURCE_EXCLUSION = "appt_no_resource_double_booking"
 # Statuses from which each change may happen.
 OPEN = (AppointmentStatus.BOOKED, AppointmentStatus.CONFIRMED)
 ARRIVED = (*OPEN, AppointmentStatus.CHECKED_IN)
@@ -65,7 +72,14 @@ class SlotUnavailable(Exception):  # noqa: N818 - the words the front desk uses
 
 
 class SlotTaken(SlotUnavailable):
-    """Someone else holds (or just took) the provider's time."""
+    """Someone else holds (or just took) the provider's time, or every room (or piece
+    of equipment) the visit needs."""
+
+
+class RoleMayNotBook(Exception):  # noqa: N818 - reads as the sentence it raises
+    """The staff user's role is not one the appointment type lets book it
+    (`AppointmentType.booking_roles`). The message names the type and the roles, never
+    a patient."""
 
 
 @dataclass(frozen=True)
@@ -98,6 +112,7 @@ def appointment_book(
     """Book `patient` into the free slot at `start`; `SlotTaken` when the time is held
     (or was taken while we looked), `SlotUnavailable` when it is not an open slot."""
     user = appointments_authorise(actor, patient.pk)
+    _check_booking_role(user, appointment_type, patient.pk)
     if start.tzinfo is None:
         raise ValueError("a booking's start must be an aware datetime")
     try:
@@ -111,9 +126,10 @@ def appointment_book(
                 source=source,
             )
             _record(user, appointment, "appointment.book", "Appointment booked")
+            _booked(appointment)
             return appointment
     except IntegrityError as lost:
-        if EXCLUSION not in str(lost):
+        if not _lost_race(lost):
             raise
         raise _taken(appointment_type, provider, location, start) from None
 
@@ -133,6 +149,8 @@ def appointment_reschedule(
     provider = provider or appointment.provider
     location = location or appointment.location
     kind = appointment.appointment_type
+    # A move books the type anew.
+    _check_booking_role(user, kind, appointment.patient_id)
     try:
         with exclusive_transaction():
             old = _locked(appointment, OPEN, "reschedule")
@@ -148,10 +166,11 @@ def appointment_reschedule(
                 rescheduled_from=old,
             )
             _record(user, new, "appointment.reschedule", "Appointment rescheduled")
+            _booked(new)
             _freed(old)
             return new
     except IntegrityError as lost:
-        if EXCLUSION not in str(lost):
+        if not _lost_race(lost):
             raise
         raise _taken(kind, provider, location, start) from None
 
@@ -210,6 +229,39 @@ def appointments_authorise(actor: Who, patient_id: uuid.UUID) -> User | OnBehalf
     raise PermissionDenied("a patient may change only their own appointments")
 
 
+def _check_booking_role(
+    who: User | OnBehalf, appointment_type: AppointmentType, patient_id: uuid.UUID
+) -> None:
+    """Refuse (audited, then `RoleMayNotBook`) a staff user whose role the type's
+    `booking_roles` leave out. Patients and system jobs are not staff: not checked."""
+    if not isinstance(who, User) or who.role == Role.PATIENT:
+        return
+    if appointment_type.bookable_by(who.role):
+        return
+    audit_record(
+        action="access.denied",
+        actor=who,
+        patient_id=patient_id,
+        resource_type="AppointmentType",
+        resource_id=appointment_type.pk,
+        fields=("booking_roles",),
+        outcome="denied",
+    )
+    allowed = ", ".join(
+        Role(code).label if code in Role.values else code for code in appointment_type.booking_roles
+    )
+    raise RoleMayNotBook(
+        f"{Role(who.role).label} staff may not book {appointment_type.name} visits "
+        f"(booked by: {allowed})"
+    )
+
+
+def _lost_race(error: IntegrityError) -> bool:
+    """Did the insert lose to a concurrent booking of the provider's or the resource's
+    time (one of the exclusion constraints)?"""
+    return EXCLUSION in str(error) or RESOURCE_EXCLUSION in str(error)
+
+
 def _freed(appointment: Appointment) -> None:
     """Note the time given back for the waitlist, in this transaction; offer it once
     committed (the sweep retries what a crash left)."""
@@ -217,6 +269,17 @@ def _freed(appointment: Appointment) -> None:
 
     if waitlist_note_freed(appointment=appointment):
         transaction.on_commit(lambda: waitlist_offer_freed(appointment_id=appointment.pk))
+
+
+def _booked(appointment: Appointment) -> None:
+    """Once committed, ask the patient for the forms the visit's type requires
+    (careloop.intake). Robust: the booking stands if that fails, and the portal asks
+    again when the patient opens it."""
+    if not apps.is_installed("careloop.intake"):
+        return
+    from careloop.intake.services import visit_forms_assign
+
+    transaction.on_commit(lambda: visit_forms_assign(appointment_id=appointment.pk), robust=True)
 
 
 def _locked(appointment: Appointment, allowed_from: tuple[str, ...], verb: str) -> Appointment:
@@ -259,14 +322,24 @@ def _claim(
         end_date=day,
     )
     slot = next((s for s in free if s.start == start), None)
+    buffer = datetime.timedelta(minutes=appointment_type.buffer_minutes)
+    claim_end = start + datetime.timedelta(minutes=appointment_type.minutes) + buffer
+    kind = appointment_type.resource_kind
     if slot is None:
-        if _held(provider, start, appointment_type):
+        if _held(provider, start, appointment_type) or (
+            kind and resources_all_held(kind=kind, location=location, start=start, until=claim_end)
+        ):
             raise _taken(appointment_type, provider, location, start)
         raise SlotUnavailable(
             "that time is not an open slot for this appointment type",
             _next_free(appointment_type, provider, location, start),
         )
-    buffer = datetime.timedelta(minutes=appointment_type.buffer_minutes)
+    resource = None
+    if kind:
+        resource = resource_pick(kind=kind, location=location, start=start, until=claim_end)
+        if resource is None:
+            # Free a moment ago, but another booking has just locked the last one.
+            raise _taken(appointment_type, provider, location, start)
     appointment = Appointment(
         patient=patient,
         provider=provider,
@@ -275,6 +348,7 @@ def _claim(
         start=slot.start,
         end=slot.end,
         busy_until=slot.end + buffer,
+        resource=resource,
         status=AppointmentStatus.BOOKED,
         source=source,
         created_at=now(),

@@ -234,7 +234,12 @@ def appointment_for_staff(*, actor: Actor, appointment_id: uuid.UUID) -> Appoint
     try:
         return (
             Appointment.objects.select_related(
-                "patient", "provider", "location", "appointment_type", "rescheduled_to"
+                "patient",
+                "provider",
+                "location",
+                "appointment_type",
+                "rescheduled_to",
+                "resource",
             )
             .filter(patient__in=Patient.objects.filter(patient_scope(actor)).values("pk"))
             .get(pk=appointment_id)

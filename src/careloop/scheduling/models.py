@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 
+from django.core.exceptions import ValidationError
 from django.db import models
 
 
@@ -37,6 +38,45 @@ class Provider(models.Model):
         return self.display_name
 
 
+class ResourceKind(models.TextChoices):
+    ROOM = "room", "Room"
+    EQUIPMENT = "equipment", "Equipment"
+
+
+class Resource(models.Model):
+    """A room or a piece of equipment at a location, used by one visit at a time. A
+    visit type that names a kind (`AppointmentType.resource_kind`) takes any free
+    active one of that kind at the visit's location (docs/scheduling.md)."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    location = models.ForeignKey(Location, on_delete=models.PROTECT, related_name="resources")
+    name = models.CharField(max_length=80)
+    kind = models.CharField(max_length=12, choices=ResourceKind.choices)
+    # Retire a room rather than delete it: past visits keep naming it.
+    active = models.BooleanField(default=True, db_default=True)
+
+    class Meta:
+        ordering = ["location", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["location", "name"], name="resource_name_per_location"),
+            models.CheckConstraint(
+                condition=models.Q(kind__in=ResourceKind.values), name="resource_kind_known"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+def validate_booking_roles(value: object) -> None:
+    """A list of staff role codes (careloop.security.models.Role), for forms and admin."""
+    from careloop.security.models import STAFF_ROLES
+
+    codes = {str(role) for role in STAFF_ROLES}
+    if not isinstance(value, list) or not all(isinstance(v, str) and v in codes for v in value):
+        raise ValidationError(f"list staff role codes only: {', '.join(sorted(codes))}")
+
+
 class AppointmentType(models.Model):
     code = models.SlugField(max_length=40, primary_key=True)
     name = models.CharField(max_length=80)
@@ -53,6 +93,16 @@ class AppointmentType(models.Model):
     buffer_minutes = models.PositiveSmallIntegerField(default=0, db_default=0)
     # At most this many of this type per provider and local day; null is no cap.
     per_day_cap = models.PositiveSmallIntegerField(null=True, blank=True)
+    # The kind of room or equipment a visit of this type takes for [start, busy_until);
+    # null: none.
+    resource_kind = models.CharField(
+        max_length=12, choices=ResourceKind.choices, null=True, blank=True
+    )
+    # The staff roles that may book this type (role codes); empty: every role that may
+    # book appointments at all. Patients are governed by `self_bookable` alone.
+    booking_roles = models.JSONField(
+        default=list, db_default=[], blank=True, validators=[validate_booking_roles]
+    )
 
     class Meta:
         ordering = ["name"]
@@ -67,6 +117,10 @@ class AppointmentType(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def bookable_by(self, role: str) -> bool:
+        """May a staff user of `role` book this type (the permission table aside)?"""
+        return not self.booking_roles or role in self.booking_roles
 
 
 class WeeklyAvailability(models.Model):
@@ -187,6 +241,12 @@ class Appointment(models.Model):
     # (which covers rows with it) never refuses what the EHR reports, and conflicts with
     # EHR rows are found by the booking check instead (docs/decisions.md).
     busy_until = models.DateTimeField(null=True, blank=True)
+    # The room or equipment the visit takes, when its type needs one (a free one is
+    # chosen at booking). The exclusion constraint `appt_no_resource_double_booking`
+    # (migration 0005) keeps two bookings from holding it at once.
+    resource = models.ForeignKey(
+        Resource, on_delete=models.PROTECT, null=True, blank=True, related_name="appointments"
+    )
     rescheduled_from = models.OneToOneField(
         "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="rescheduled_to"
     )
@@ -201,6 +261,12 @@ class Appointment(models.Model):
             models.Index(fields=["provider", "start"], name="appt_provider_start_idx"),
             models.Index(fields=["patient", "start"], name="appt_patient_start_idx"),
             models.Index(fields=["status", "start"], name="appt_status_start_idx"),
+            # The slot search reads a room's bookings in a window; most rows have none.
+            models.Index(
+                fields=["resource", "start"],
+                condition=models.Q(resource__isnull=False),
+                name="appt_resource_start_idx",
+            ),
         ]
         constraints = [
             models.CheckConstraint(

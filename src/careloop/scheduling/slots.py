@@ -1,13 +1,16 @@
 """Free slots: when a type of appointment could be booked, with whom, where.
 
 Set-based: one query each for the providers, the weekly hours, the exceptions, the
-locations' zones and the appointments that hold time in the window; the slots are then
-computed in Python. Hours are wall-clock times in the location's zone, so a 09:00 start
-stays 09:00 local across a daylight-saving change; a window that spans the change is
-as long as the clock says it really is.
+locations' zones and the appointments that hold time in the window (and, for a type
+that needs a room or equipment, one for the resources of that kind and one for the
+appointments holding them); the slots are then computed in Python. Hours are
+wall-clock times in the location's zone, so a 09:00 start stays 09:00 local across a
+daylight-saving change; a window that spans the change is as long as the clock says it
+really is.
 
-A slot claims `[start, end + buffer)` of the provider's time, the same interval the
-booking writes as `busy_until` and the database's exclusion constraint compares.
+A slot claims `[start, end + buffer)` of the provider's time (and of one free resource
+of the kind the type needs, at the slot's location), the same interval the booking
+writes as `busy_until` and the database's exclusion constraints compare.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from careloop.scheduling.models import (
     ExceptionKind,
     Location,
     Provider,
+    Resource,
     WeeklyAvailability,
 )
 
@@ -91,6 +95,35 @@ class _Busy:
         return before > 0 and self.max_ends[before - 1] > int(start.timestamp())
 
 
+def _busy_by(rows: Iterable[tuple[uuid.UUID, int, int]]) -> dict[uuid.UUID, _Busy]:
+    """(key, start, end) rows, sorted by start, as each key's `_Busy`."""
+    busy: dict[uuid.UUID, _Busy] = defaultdict(_Busy)
+    for key, start, until in rows:
+        held = busy[key]
+        held.starts.append(start)
+        held.max_ends.append(max(until, held.max_ends[-1]) if held.max_ends else until)
+    return busy
+
+
+@dataclass(frozen=True, slots=True)
+class _Rooms:
+    """The active resources of one kind by location, and the time each is held."""
+
+    at: dict[uuid.UUID, list[uuid.UUID]]
+    busy: dict[uuid.UUID, _Busy]
+
+    def free(
+        self, location_id: uuid.UUID, start: datetime.datetime, end: datetime.datetime
+    ) -> bool:
+        return any(
+            not self.busy.get(resource_id, _FREE).overlaps(start, end)
+            for resource_id in self.at.get(location_id, ())
+        )
+
+
+_FREE = _Busy()
+
+
 def slots_search(
     *,
     appointment_type: AppointmentType,
@@ -131,6 +164,12 @@ def slots_search(
         min(datetime.datetime.combine(start_date, datetime.time.min, z) for z in used),
         max(datetime.datetime.combine(end_date + DAY, datetime.time.min, z) for z in used) + buffer,
     )
+    rooms = None
+    if appointment_type.resource_kind:
+        places = {location_id for (_, location_id, _) in hours}
+        rooms = _resources_held(appointment_type.resource_kind, places, window)
+        if not rooms.at:
+            return []
     cap = appointment_type.per_day_cap
     busy, per_day = _held(provider_ids, window, appointment_type, zones)
     found: list[Slot] = []
@@ -145,7 +184,11 @@ def slots_search(
             start = opens
             while start + length <= closes:
                 claim = start + length + buffer
-                if earliest <= start <= latest and not held.overlaps(start, claim):
+                if (
+                    earliest <= start <= latest
+                    and not held.overlaps(start, claim)
+                    and (rooms is None or rooms.free(location_id, start, claim))
+                ):
                     found.append(Slot(start, start + length, provider_id, location_id))
                 start += length + buffer
     # By start; ties keep the order they were found in, which is cheaper than
@@ -261,12 +304,7 @@ def _held(
         )
         .order_by("start")
     )
-    busy: dict[uuid.UUID, _Busy] = defaultdict(_Busy)
-    held_times = rows.values_list("provider_id", Epoch("start"), Epoch("claimed_until"))
-    for provider_id, start, until in held_times:
-        held = busy[provider_id]
-        held.starts.append(start)
-        held.max_ends.append(max(until, held.max_ends[-1]) if held.max_ends else until)
+    busy = _busy_by(rows.values_list("provider_id", Epoch("start"), Epoch("claimed_until")))
     per_day: dict[tuple[uuid.UUID, datetime.date], int] = defaultdict(int)
     if appointment_type.per_day_cap is not None:
         # Only when there is a cap: the extra columns cost on every search.
@@ -276,6 +314,32 @@ def _held(
         for provider_id, location_id, start in capped:
             per_day[(provider_id, start.astimezone(zones[location_id]).date())] += 1
     return busy, per_day
+
+
+def _resources_held(
+    kind: str, location_ids: set[uuid.UUID], window: tuple[datetime.datetime, datetime.datetime]
+) -> _Rooms:
+    """The active resources of `kind` at the locations, and their held time in the
+    window: two queries, whatever the number of slots."""
+    at: dict[uuid.UUID, list[uuid.UUID]] = defaultdict(list)
+    found = Resource.objects.filter(active=True, kind=kind, location_id__in=location_ids)
+    for resource_id, location_id in found.values_list("pk", "location_id"):
+        at[location_id].append(resource_id)
+    if not at:
+        return _Rooms({}, {})
+    rows = (
+        Appointment.objects.annotate(claimed_until=Coalesce("busy_until", "end"))
+        .filter(
+            resource_id__in=[r for ids in at.values() for r in ids],
+            status__in=HOLDING_STATUSES,
+            start__lt=window[1],
+            start__gte=window[0] - LONGEST,
+            claimed_until__gt=window[0],
+        )
+        .order_by("start")
+        .values_list("resource_id", Epoch("start"), Epoch("claimed_until"))
+    )
+    return _Rooms(dict(at), _busy_by(rows))
 
 
 def _dates(first: datetime.date, last: datetime.date) -> Iterable[datetime.date]:

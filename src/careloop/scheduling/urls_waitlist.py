@@ -11,6 +11,8 @@ from careloop.scheduling import views_waitlist
 app_name = "waitlist"
 urlpatterns = [
     path("waitlist/", views_waitlist.waitlist_list, name="list"),
+    path("waitlist/add/", views_waitlist.waitlist_add, name="add"),
+    path("waitlist/add/<uuid:patient_id>/", views_waitlist.waitlist_add_for, name="add_for"),
     path("waitlist/<uuid:entry_id>/", views_waitlist.waitlist_entry, name="entry"),
     path("conflicts/", views_waitlist.conflict_list, name="conflicts"),
     path(

@@ -4,7 +4,8 @@ patient's page.
 
 Ids in query strings are UUIDs only (no PHI in a URL); an unknown one is a 404. Every
 change goes through careloop.scheduling.booking; a time that was just taken, or is
-not a slot, answers with the reason and the next free times, never an error page.
+not a slot, answers with the reason and the next free times, never an error page; a
+type the user's role may not book answers with that sentence.
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ from careloop.scheduling.forms_staff import (
 from careloop.scheduling.models import Appointment, AppointmentType, Location, Provider
 from careloop.scheduling.slots import Slot, slots_search
 from careloop.security.audit import audit_record
+from careloop.security.models import User
 from careloop.security.permissions import Actor, Op, Resource, actor_allowed
 
 DAY = datetime.timedelta(days=1)
@@ -345,7 +347,7 @@ def appointment_move(request: HttpRequest, appointment_id: uuid.UUID) -> HttpRes
         return _appointment_page(
             request, appointment, problem=problem, alternatives=refused.alternatives
         )
-    except booking.AppointmentStateError as refused:
+    except (booking.AppointmentStateError, booking.RoleMayNotBook) as refused:
         problem = f"Not moved: {refused}."
         if wants_json:
             return JsonResponse({"ok": False, "message": problem, "alternatives": []}, status=409)
@@ -413,7 +415,11 @@ def book_page(request: HttpRequest, patient_id: uuid.UUID) -> HttpResponse:
     elif "appointment_type" in request.GET:
         form = BookingSearchForm(request.GET)
         if form.is_valid():
-            slots = _free(form.cleaned_data)
+            kind = form.cleaned_data["appointment_type"]
+            if isinstance(request.user, User) and not kind.bookable_by(request.user.role):
+                problem = f"Your role may not book {kind.name} visits; choose another type."
+            else:
+                slots = _free(form.cleaned_data)
     else:
         form = BookingSearchForm(initial=_search_initial())
     zone = _form_zone(form)
@@ -488,4 +494,6 @@ def _book(
         )
     except booking.SlotUnavailable as refused:
         return None, f"Not booked: {refused}.", refused.alternatives
+    except booking.RoleMayNotBook as refused:
+        return None, f"Not booked: {refused}.", []
     return booked, "", []

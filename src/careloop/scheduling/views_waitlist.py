@@ -7,7 +7,9 @@
   patient's language (or `?lang=`).
 - Staff: the waitlist per provider and type with each entry's state; an entry's page
   lists free slots in its range, to offer one out of turn or book it directly, and
-  removes the entry. Open conflicts with the EHR, and their resolution.
+  removes the entry. Staff add a patient to the waitlist (found by a POSTed search, or
+  from the patient's page) through the same service the portal uses. Open conflicts
+  with the EHR, and their resolution.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import uuid
 from collections import defaultdict
 from typing import Any
 
+from django import forms
 from django.conf import settings
 from django.contrib import messages
 from django.db.models import Count, Q, QuerySet
@@ -30,7 +33,8 @@ from careloop.core.clock import now
 from careloop.core.web import staff_page
 from careloop.outreach.links import portal_url
 from careloop.patients.models import Patient
-from careloop.scheduling.booking import SlotUnavailable
+from careloop.patients.selectors import patient_get, patient_search
+from careloop.scheduling.booking import RoleMayNotBook, SlotUnavailable
 from careloop.scheduling.conflicts import (
     RESOLUTIONS,
     ConflictInvalid,
@@ -39,9 +43,11 @@ from careloop.scheduling.conflicts import (
 )
 from careloop.scheduling.models import (
     AppointmentConflict,
+    AppointmentType,
     Location,
     OfferStatus,
     Provider,
+    TimeOfDay,
     WaitlistEntry,
     WaitlistStatus,
 )
@@ -51,9 +57,11 @@ from careloop.scheduling.waitlist import (
     WaitlistInvalid,
     waitlist_book,
     waitlist_claim,
+    waitlist_entries,
     waitlist_offer_open,
     waitlist_offer_to,
     waitlist_remove,
+    waitlist_request,
 )
 from careloop.security.audit import audit_record
 from careloop.security.models import User
@@ -264,6 +272,8 @@ def _entry_action(request: HttpRequest, user: User, entry: WaitlistEntry) -> Non
             messages.success(request, "Booked.")
     except (WaitlistInvalid, SlotUnavailable) as refused:
         messages.error(request, str(refused).capitalize())
+    except RoleMayNotBook as refused:
+        messages.error(request, f"{refused}.")
 
 
 def _slot_from(value: str) -> tuple[Provider, Location, datetime.datetime]:
@@ -277,6 +287,91 @@ def _slot_from(value: str) -> tuple[Provider, Location, datetime.datetime]:
     if start is None or start.tzinfo is None:
         raise WaitlistInvalid("Choose one of the free times.")
     return provider, location, start
+
+
+# --- staff: adding a patient to the waitlist ----------------------------------------------
+
+# The range a new entry gets unless staff change it.
+DEFAULT_RANGE_DAYS = 30
+
+
+class WaitlistAddForm(forms.Form):
+    appointment_type = forms.ModelChoiceField(
+        queryset=AppointmentType.objects.all(), label="Appointment type", empty_label=None
+    )
+    provider = forms.ModelChoiceField(
+        queryset=Provider.objects.filter(active=True),
+        label="Provider",
+        required=False,
+        empty_label="Any provider",
+    )
+    earliest = forms.DateField(label="From", widget=forms.DateInput({"type": "date"}))
+    latest = forms.DateField(label="To", widget=forms.DateInput({"type": "date"}))
+    time_of_day = forms.ChoiceField(
+        label="Time of day", choices=TimeOfDay.choices, initial=TimeOfDay.ANY
+    )
+
+
+def _add_initial() -> dict[str, Any]:
+    today = now().date()
+    return {
+        "earliest": today,
+        "latest": today + datetime.timedelta(days=DEFAULT_RANGE_DAYS),
+        "appointment_type": AppointmentType.objects.first(),
+    }
+
+
+@require_http_methods(["GET", "HEAD", "POST"])
+@staff_page(Op.WRITE, Resource.APPOINTMENTS)
+def waitlist_add(request: HttpRequest) -> HttpResponse:
+    """Find the patient to add. The search is POSTed, as on the patient list, so that
+    names never sit in a URL; each patient found links to the form for them."""
+    user = _staff(request)
+    query = request.POST.get("q", "").strip() if request.method == "POST" else ""
+    page = patient_search(actor=user, query=query) if query else None
+    return render(request, "scheduling/waitlist_add.html", {"page": page, "query": query})
+
+
+@require_http_methods(["GET", "HEAD", "POST"])
+@staff_page(Op.WRITE, Resource.APPOINTMENTS)
+def waitlist_add_for(request: HttpRequest, patient_id: uuid.UUID) -> HttpResponse:
+    """GET: the form for the patient (their entries already waiting shown beside it);
+    POST: add them through `waitlist_request`, as the portal does, or show why not."""
+    user = _staff(request)
+    patient = patient_get(actor=user, patient_id=patient_id)
+    audit_record(
+        action="patient.view",
+        request=request,
+        patient_id=patient.pk,
+        resource_type="Patient",
+        resource_id=str(patient.pk),
+        fields=("name",),
+    )
+    form = WaitlistAddForm(
+        request.POST if request.method == "POST" else None, initial=_add_initial()
+    )
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            entry = waitlist_request(
+                actor=user,
+                patient=patient,
+                appointment_type=data["appointment_type"],
+                provider=data["provider"],
+                earliest=data["earliest"],
+                latest=data["latest"],
+                time_of_day=data["time_of_day"],
+            )
+        except WaitlistInvalid as refused:
+            form.add_error(None, str(refused))
+        else:
+            messages.success(request, "Added to the waitlist.")
+            return redirect("waitlist:entry", entry_id=entry.pk)
+    return render(
+        request,
+        "scheduling/waitlist_add.html",
+        {"patient": patient, "form": form, "waiting": waitlist_entries(patient=patient)},
+    )
 
 
 # --- staff: conflicts with the EHR ----------------------------------------------------------
