@@ -5,13 +5,19 @@ the same as R4's), which checks the structure and the datatypes; careloop then c
 what it renders: the supported item types, unique linkIds, answer options for choice
 items, and enableWhen conditions that name an existing question with an operator and
 an answer of a type that question can compare.
+
+Texts in other languages come the FHIR way: the `translation` extension (`lang`,
+`content`) on the primitive's `_text`, `_title`, `valueCoding._display` or
+`_valueString` element. They are kept beside the base text (`translations`), and
+`items_in_language` gives the items as a patient reading that language sees them.
 """
 
 from __future__ import annotations
 
 import datetime
 import json
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any
 
@@ -42,6 +48,10 @@ ANSWER_KEYS = (
     "answerCoding",
 )
 MAX_ERRORS = 10
+TRANSLATION = "http://hl7.org/fhir/StructureDefinition/translation"
+
+# (language tag, text) pairs from the `translation` extensions of one primitive.
+Translations = tuple[tuple[str, str], ...]
 
 
 class QuestionnaireInvalid(ValueError):
@@ -60,6 +70,7 @@ class Option:
     key: str  # what the form posts: the coding's code, or the string itself
     display: str
     coding: dict[str, str] | None = None
+    display_translations: Translations = ()
 
 
 @dataclass(frozen=True)
@@ -80,6 +91,7 @@ class Item:
     enable_when: tuple[Condition, ...] = ()
     enable_behavior: str = "all"
     items: tuple[Item, ...] = field(default_factory=tuple)
+    text_translations: Translations = ()
 
     @property
     def is_question(self) -> bool:
@@ -106,6 +118,63 @@ def walk(items: tuple[Item, ...]) -> list[Item]:
         found.append(item)
         found.extend(walk(item.items))
     return found
+
+
+def translations(element: Any) -> Translations:
+    """The `translation` extensions on a primitive's `_<name>` element, as (lang,
+    content); anything else there (other extensions, a malformed entry) is ignored."""
+    if not isinstance(element, Mapping):
+        return ()
+    found = []
+    for extension in element.get("extension") or []:
+        if not isinstance(extension, Mapping) or extension.get("url") != TRANSLATION:
+            continue
+        parts = {
+            part.get("url"): part
+            for part in extension.get("extension") or []
+            if isinstance(part, Mapping)
+        }
+        lang = (parts.get("lang") or {}).get("valueCode")
+        content = parts.get("content") or {}
+        text = content.get("valueString") or content.get("valueMarkdown")
+        if isinstance(lang, str) and lang.strip() and isinstance(text, str) and text.strip():
+            found.append((lang.strip(), text))
+    return tuple(found)
+
+
+def translated(text: str, found: Translations, language: str) -> str:
+    """`text` as a reader of `language` (a BCP 47 tag such as "es" or "es-MX") sees it:
+    the translation into exactly that language, else one into its primary language
+    ("es-MX" for "es", "es" for "es-MX"), else the base text."""
+    wanted = language.strip().lower()
+    primary = wanted.split("-")[0]
+    exact = next((content for lang, content in found if lang.lower() == wanted), None)
+    if exact is not None:
+        return exact
+    return next((content for lang, content in found if lang.lower().split("-")[0] == primary), text)
+
+
+def items_in_language(items: tuple[Item, ...], language: str) -> tuple[Item, ...]:
+    """The items with their texts and option displays in `language` where the
+    questionnaire has them (the base text elsewhere). Option keys and codings stay as
+    they are, so answers are stored the same whatever language the form was read in."""
+    return tuple(
+        replace(
+            item,
+            text=translated(item.text, item.text_translations, language),
+            options=tuple(
+                replace(o, display=translated(o.display, o.display_translations, language))
+                for o in item.options
+            ),
+            items=items_in_language(item.items, language),
+        )
+        for item in items
+    )
+
+
+def title_in_language(resource: Mapping[str, Any], title: str, language: str) -> str:
+    """The questionnaire's title in `language` (its `_title` translations), else `title`."""
+    return translated(title, translations(resource.get("_title")), language)
 
 
 def _pydantic_errors(error: ValidationError) -> list[str]:
@@ -155,11 +224,22 @@ def _options(raw: dict[str, Any], where: str, errors: list[str]) -> tuple[Option
                 continue
             kept = {k: str(coding[k]) for k in ("system", "code", "display") if k in coding}
             options.append(
-                Option(key=code, display=str(coding.get("display") or code), coding=kept)
+                Option(
+                    key=code,
+                    display=str(coding.get("display") or code),
+                    coding=kept,
+                    display_translations=translations(coding.get("_display")),
+                )
             )
         elif "valueString" in entry:
             text = str(entry["valueString"])
-            options.append(Option(key=text, display=text))
+            options.append(
+                Option(
+                    key=text,
+                    display=text,
+                    display_translations=translations(entry.get("_valueString")),
+                )
+            )
         else:
             errors.append(
                 f"{where}.answerOption[{index}]: only valueCoding and valueString are supported"
@@ -205,6 +285,7 @@ def _item(raw: dict[str, Any], where: str, errors: list[str]) -> Item:
         enable_when=tuple(conditions),
         enable_behavior=behavior if behavior in ("all", "any") else "all",
         items=children,
+        text_translations=translations(raw.get("_text")),
     )
 
 

@@ -1,8 +1,9 @@
 """The simple questionnaire editor: a title and a flat list of questions, written as
 the same FHIR Questionnaire JSON an import stores.
 
-It edits only what it can show: a questionnaire with groups or enableWhen (imported)
-is not simple, and is changed by importing a new version of its JSON instead.
+It edits only what it can show: a questionnaire with groups, enableWhen or texts in
+other languages (imported) is not simple, and is changed by importing a new version of
+its JSON instead.
 """
 
 from __future__ import annotations
@@ -46,7 +47,10 @@ def is_simple(items: tuple[Item, ...]) -> bool:
         and not item.enable_when
         and item.type != "open-choice"
         and (item.type != "group")
-        and all(option.coding is None for option in item.options)
+        and not item.text_translations
+        and all(
+            option.coding is None and not option.display_translations for option in item.options
+        )
         for item in items
     )
 

@@ -10,13 +10,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db.models import Avg, Count, Q, QuerySet
+from django.utils.translation import get_language
 
 from careloop.core.errors import NotFound
 from careloop.intake.answers import answers_from_response, display_text
-from careloop.intake.definition import Item, questionnaire_from_dict, walk
+from careloop.intake.definition import Item, questionnaire_from_dict, title_in_language, walk
 from careloop.intake.models import (
     AssignmentStatus,
     FormAssignment,
+    Questionnaire,
     QuestionnaireResponse,
     ResponseStatus,
     ScoreKind,
@@ -45,6 +47,14 @@ def portal_assignment(*, patient: Patient, assignment_id: uuid.UUID) -> FormAssi
         )
     except FormAssignment.DoesNotExist:
         raise NotFound from None
+
+
+def questionnaire_title(questionnaire: Questionnaire, language: str | None = None) -> str:
+    """The title as a patient reading `language` (the active language by default) sees
+    it: its translation when the questionnaire has one, else the title itself."""
+    return title_in_language(
+        questionnaire.definition, questionnaire.title, language or get_language() or "en"
+    )
 
 
 def saved_answers(*, assignment: FormAssignment) -> dict[str, Any]:

@@ -175,12 +175,15 @@ def questionnaire_items(questionnaire: Questionnaire) -> Any:
 
 
 def builtin_install() -> list[Questionnaire]:
-    """The shipped surveys, created on first use (idempotent)."""
+    """The shipped surveys, created on first use (idempotent); one installed before
+    careloop shipped its texts in other languages gets them (`_builtin_texts_update`)."""
     found = []
     for definition, kind, link_id, post_visit in BUILTIN:
         existing = Questionnaire.objects.filter(
             url=definition["url"], version=definition["version"]
         ).first()
+        if existing is not None and existing.definition != definition:
+            existing = _builtin_texts_update(existing, definition)
         if existing is None:
             try:
                 with transaction.atomic():
@@ -198,6 +201,41 @@ def builtin_install() -> list[Questionnaire]:
                 )
         found.append(existing)
     return found
+
+
+def _without_primitive_extensions(value: Any) -> Any:
+    """The JSON without its `_<name>` elements, where the translations sit."""
+    if isinstance(value, dict):
+        return {
+            key: _without_primitive_extensions(inner)
+            for key, inner in value.items()
+            if not key.startswith("_")
+        }
+    if isinstance(value, list):
+        return [_without_primitive_extensions(inner) for inner in value]
+    return value
+
+
+def _builtin_texts_update(
+    questionnaire: Questionnaire, definition: dict[str, Any]
+) -> Questionnaire:
+    """Give a stored built-in survey the shipped definition when only the texts in
+    other languages differ (the same questions, codes and linkIds, so answers, score and
+    settings mean what they meant). Anything else is left as it is."""
+    if _without_primitive_extensions(questionnaire.definition) != _without_primitive_extensions(
+        definition
+    ):
+        return questionnaire
+    with transaction.atomic():
+        locked = Questionnaire.objects.select_for_update().get(pk=questionnaire.pk)
+        if locked.definition == definition:  # a concurrent caller did it
+            return locked
+        locked.definition = definition
+        # `updated_at` stays: it picks the practice's newest post-visit survey
+        # (survey_link), and this is careloop's upgrade, not the practice's edit.
+        locked.save(update_fields=["definition"])
+        _audit_questionnaire(None, locked, ["definition"])
+    return locked
 
 
 # --- assignments -------------------------------------------------------------------------
@@ -230,36 +268,72 @@ def assignment_create(
         return FormAssignment.objects.get(questionnaire=questionnaire, appointment=appointment)
 
 
+def _required_questionnaires() -> list[Questionnaire]:
+    return [
+        q
+        for q in Questionnaire.objects.filter(status=QuestionnaireStatus.ACTIVE)
+        if q.required_for_types
+    ]
+
+
+def _visit_forms(visit: Appointment, required: list[Questionnaire]) -> int:
+    """Assign `visit` the forms its type requires, due the visit's local day; a form
+    asked for the visit it was rescheduled from moves to it (with any saved answers)
+    rather than being asked twice. The number of forms newly asked for."""
+    day = visit.start.astimezone(zoneinfo.ZoneInfo(visit.location.time_zone)).date()
+    made = 0
+    for questionnaire in required:
+        if visit.appointment_type_id not in questionnaire.required_for_types:
+            continue
+        if FormAssignment.objects.filter(questionnaire=questionnaire, appointment=visit).exists():
+            continue
+        moved = 0
+        if visit.rescheduled_from_id is not None:
+            try:
+                with transaction.atomic():
+                    moved = FormAssignment.objects.filter(
+                        questionnaire=questionnaire, appointment_id=visit.rescheduled_from_id
+                    ).update(appointment=visit, due=day)
+            except IntegrityError:  # the new visit's form, made at the same moment
+                continue
+        if not moved:
+            assignment_create(
+                questionnaire=questionnaire, patient=visit.patient, appointment=visit, due=day
+            )
+            made += 1
+    return made
+
+
 def required_forms_ensure(*, patient: Patient) -> int:
     """Assign the forms required before the patient's upcoming visits (each form once
     per visit, due the day of the visit); the number of assignments made."""
     from careloop.scheduling.models import HOLDING_STATUSES
 
-    required = [
-        q
-        for q in Questionnaire.objects.filter(status=QuestionnaireStatus.ACTIVE)
-        if q.required_for_types
-    ]
+    required = _required_questionnaires()
     if not required:
         return 0
-    made = 0
     visits = Appointment.objects.filter(
         patient=patient, status__in=HOLDING_STATUSES, start__gte=now()
-    ).select_related("location")
-    for visit in visits:
-        for questionnaire in required:
-            if visit.appointment_type_id not in questionnaire.required_for_types:
-                continue
-            if FormAssignment.objects.filter(
-                questionnaire=questionnaire, appointment=visit
-            ).exists():
-                continue
-            day = visit.start.astimezone(zoneinfo.ZoneInfo(visit.location.time_zone)).date()
-            assignment_create(
-                questionnaire=questionnaire, patient=patient, appointment=visit, due=day
-            )
-            made += 1
-    return made
+    ).select_related("location", "patient")
+    return sum(_visit_forms(visit, required) for visit in visits)
+
+
+def visit_forms_assign(*, appointment_id: uuid.UUID) -> int:
+    """Assign the forms a just-booked visit requires (careloop.scheduling.booking calls
+    this once the booking is committed); nothing for a visit no longer upcoming. The
+    portal's home and forms pages ask again (`required_forms_ensure`), so a booking
+    whose call failed still gets its forms."""
+    from careloop.scheduling.models import HOLDING_STATUSES
+
+    visit = (
+        Appointment.objects.filter(pk=appointment_id, status__in=HOLDING_STATUSES, start__gte=now())
+        .select_related("location", "patient")
+        .first()
+    )
+    required = _required_questionnaires()
+    if visit is None or not required:
+        return 0
+    return _visit_forms(visit, required)
 
 
 def survey_link(*, appointment: Appointment) -> str | None:

@@ -13,15 +13,21 @@ from django.contrib import messages
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
+from django.utils.translation import get_language
 from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods
 
 from careloop.intake.answers import answers_from_form
-from careloop.intake.definition import walk
+from careloop.intake.definition import items_in_language, walk
 from careloop.intake.form_rows import form_rows, values_from_answers, values_from_post
 from careloop.intake.models import AssignmentStatus, FormAssignment
-from careloop.intake.selectors import portal_assignment, portal_assignments, saved_answers
+from careloop.intake.selectors import (
+    portal_assignment,
+    portal_assignments,
+    questionnaire_title,
+    saved_answers,
+)
 from careloop.intake.services import (
     FormClosed,
     FormIncomplete,
@@ -54,10 +60,13 @@ def _render_form(
     errors: dict[str, str],
     status: int = 200,
 ) -> HttpResponse:
-    items = questionnaire_items(assignment.questionnaire)
+    # The texts in the page's language where the questionnaire has them; the answers
+    # are read and stored against the questionnaire's own items whatever it is.
+    language = get_language() or "en"
+    items = items_in_language(questionnaire_items(assignment.questionnaire), language)
     context = {
         "assignment": assignment,
-        "title": assignment.questionnaire.title,
+        "title": questionnaire_title(assignment.questionnaire, language),
         "rows": form_rows(items, values, errors, others),
         "errors": errors,
         "submission_key": uuid.uuid4().hex,

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from django.apps import apps
 from django.http import HttpRequest
 from django.urls import NoReverseMatch, reverse
+from django.utils.formats import date_format
 from django.utils.translation import get_language
 from django.utils.translation import gettext as _
 
@@ -122,15 +123,21 @@ def form_tasks(patient: Patient, at: datetime.datetime) -> list[Task]:
         .select_related("questionnaire")
         .order_by("due", "created_at")[:20]
     )
-    return [
-        Task(
-            kind="form",
-            title=_("Fill in the form: %(title)s") % {"title": row.questionnaire.title},
-            url=_url("intake_portal:form", row.pk) or _url("intake_portal:list"),
-            due=row.due,
-        )
-        for row in rows
-    ]
+    from careloop.intake.selectors import questionnaire_title
+
+    tasks = []
+    for row in rows:
+        title = questionnaire_title(row.questionnaire)
+        url = _url("intake_portal:form", row.pk) or _url("intake_portal:list")
+        if row.appointment_id is not None and row.due is not None:
+            # A form a visit needs: due on the visit's day, said as the visit's day.
+            day = date_format(row.due, "DATE_FORMAT")
+            words = _("Fill in %(title)s before your visit on %(day)s")
+            tasks.append(Task(kind="form", title=words % {"title": title, "day": day}, url=url))
+        else:
+            words = _("Fill in the form: %(title)s") % {"title": title}
+            tasks.append(Task(kind="form", title=words, url=url, due=row.due))
+    return tasks
 
 
 def consent_tasks(patient: Patient, at: datetime.datetime) -> list[Task]:

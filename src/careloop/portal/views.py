@@ -11,6 +11,7 @@ from __future__ import annotations
 import uuid
 import zoneinfo
 
+from django.apps import apps
 from django.contrib.auth import logout as auth_logout
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
@@ -30,6 +31,7 @@ from careloop.portal.forms import (
     SignInForm,
 )
 from careloop.portal.models import PortalAccount
+from careloop.portal.proxy import Power, proxy_grants
 from careloop.portal.views_appointments import home_sections
 from careloop.portal.web import portal_page, portal_public
 from careloop.security.audit import audit_record
@@ -215,10 +217,23 @@ def signout(request: HttpRequest) -> HttpResponse:
     return HttpResponseRedirect(reverse("portal:signin"))
 
 
+def _visit_forms_ensure(account: PortalAccount) -> None:
+    """The forms upcoming visits need are asked for before the To-do list is read:
+    booking asks too, but not for a visit booked before its form became required."""
+    if not apps.is_installed("careloop.intake"):
+        return
+    from careloop.intake.services import required_forms_ensure
+
+    for grant in proxy_grants(account):
+        if grant.allows(Power.VIEW):
+            required_forms_ensure(patient=grant.patient)
+
+
 @never_cache
 @require_GET
 @portal_page
 def home(request: HttpRequest, account: PortalAccount) -> HttpResponse:
+    _visit_forms_ensure(account)
     # Appointments, reminders, tasks and the proxy's switcher: careloop.portal.views_appointments.
     sections = home_sections(request=request, account=account)
     # Times in the zone of the patient the page is about.

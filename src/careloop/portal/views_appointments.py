@@ -606,14 +606,13 @@ def _requirements(kind: AppointmentType) -> list[str]:
         )
     needs.append(_("Bring your insurance card and a photo ID."))
     if apps.is_installed("careloop.intake"):
+        from careloop.intake.selectors import questionnaire_title
+
         # A practice has a handful of forms; JSON containment is not portable (SQLite).
         questionnaire = apps.get_model("intake", "Questionnaire")
-        for title, types in (
-            questionnaire.objects.filter(status="active")
-            .order_by("title")
-            .values_list("title", "required_for_types")
-        ):
-            if kind.code in (types or []):
+        for form in questionnaire.objects.filter(status="active").order_by("title"):
+            if kind.code in (form.required_for_types or []):
+                title = questionnaire_title(form)  # in the patient's language
                 needs.append(_("Fill in the form before your visit: %(title)s") % {"title": title})
     return needs
 
