@@ -99,7 +99,12 @@ class Ctx:
         """` AND <patient column> IN (the initial population)` when one is known."""
         if self.within is None or self.correlated:
             return ""
-        return f" AND {patient_sql} IN (SELECT pid FROM {self.within})"  # noqa: S608
+        # SQLite would otherwise drive the select from the population through the
+        # (patient, kind) index, reading every fact of the kind of each patient for
+        # each criterion; `+` keeps the index out of it, so the value set's codes
+        # lead through the (kind, code) index and the population is a lookup.
+        unindexed = "+" if self.vendor == "sqlite" else ""
+        return f" AND {unindexed}{patient_sql} IN (SELECT pid FROM {self.within})"  # noqa: S608
 
     def in_list(self, expr: str, values: list[str]) -> Fragment:
         """`expr` is one of `values`: one array parameter on PostgreSQL, a list of
