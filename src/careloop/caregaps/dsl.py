@@ -717,9 +717,13 @@ class Facts:
                         tuple(params),
                     )
                 # Over the population: each patient's latest once, not once per row.
+                # On SQLite `+` keeps the patient column off the (patient, kind) index,
+                # which would read every fact of the kind of each patient listed.
                 patient = inner.c("patient")
+                unindexed = "+" if c.vendor == "sqlite" else ""
                 return Raw(
-                    f"({row.c('patient')}, {row_sql}) IN (SELECT {patient}, MAX({inner_sql}) "
+                    f"({unindexed}{row.c('patient')}, {row_sql}) IN "
+                    f"(SELECT {patient}, MAX({inner_sql}) "
                     f"{frm}{c.only_within(patient)} GROUP BY {patient})",
                     tuple(params),
                 )
