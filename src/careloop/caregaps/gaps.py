@@ -85,11 +85,54 @@ def care_gaps_after_refresh(
     """Bring these patients' gaps in line with the current runs just refreshed."""
     changes = GapChanges()
     ids = list(dict.fromkeys(patient_ids))
-    leading = [run for run in runs if _leads(run, using=using)]
+    leading = _leading(runs, using=using)
     for start in range(0, len(ids), SCOPE_CHUNK):
+        chunk = ids[start : start + SCOPE_CHUNK]
+        # Which steps can change anything for these patients: closing needs an open gap
+        # of the measure, opening an overdue row of the run. Two queries, so a patient
+        # with nothing open and nothing overdue costs two statements, not five or more
+        # for every measure (a refresh is what the profile page and an import wait for).
+        open_measures = set(
+            CareGap.objects.using(using)
+            .filter(
+                patient_id__in=chunk,
+                state=GapState.OPEN,
+                measure__in=[run.measure for run in leading],
+            )
+            .order_by()
+            .values_list("measure", flat=True)
+            .distinct()
+        )
+        overdue_runs = set(
+            PatientMeasureResult.objects.using(using)
+            .filter(run__in=leading, patient_id__in=chunk, status=GapStatus.OVERDUE)
+            .order_by()
+            .values_list("run_id", flat=True)
+            .distinct()
+        )
         for run in leading:
-            changes.add(_sync(run, ids[start : start + SCOPE_CHUNK], using=using))
+            may_close, may_open = run.measure in open_measures, run.pk in overdue_runs
+            if may_close or may_open:
+                changes.add(_sync(run, chunk, using=using, may_close=may_close, may_open=may_open))
     return changes
+
+
+def _leading(runs: Sequence[MeasureRun], *, using: str) -> list[MeasureRun]:
+    """The runs that lead their measure's gaps (`_leads`), in one query."""
+    later: dict[str, list[tuple[Any, Any]]] = {}
+    rows = MeasureRun.objects.using(using).filter(
+        measure__in={run.measure for run in runs}, whole_population=True
+    )
+    for measure, as_of, pk in rows.values_list("measure", "as_of", "pk"):
+        later.setdefault(measure, []).append((as_of, pk))
+    return [
+        run
+        for run in runs
+        if not any(
+            as_of is not None and run.as_of is not None and as_of > run.as_of and pk != run.pk
+            for as_of, pk in later.get(run.measure, ())
+        )
+    ]
 
 
 def _leads(run: MeasureRun, *, using: str) -> bool:
@@ -194,7 +237,16 @@ class _Step:
         )
 
 
-def _sync(run: MeasureRun, patient_ids: Sequence[uuid.UUID] | None, *, using: str) -> GapChanges:
+def _sync(
+    run: MeasureRun,
+    patient_ids: Sequence[uuid.UUID] | None,
+    *,
+    using: str,
+    may_close: bool = True,
+    may_open: bool = True,
+) -> GapChanges:
+    """Close what is no longer overdue and open what is (`may_close`, `may_open`: the
+    caller knows there is nothing to close, or nothing to open)."""
     s = _Sql(using)
     scope: tuple[str, list[Any]] = ("", [])
     if patient_ids is not None:
@@ -213,13 +265,15 @@ def _sync(run: MeasureRun, patient_ids: Sequence[uuid.UUID] | None, *, using: st
     changes = GapChanges()
     population = patient_ids is None and s.vendor == "postgresql"
     with s.connection.cursor() as cursor:
-        with _hashed(cursor, population):
-            changes.closed, changes.excluded = _close(cursor, s, step)
+        if may_close:
+            with _hashed(cursor, population):
+                changes.closed, changes.excluded = _close(cursor, s, step)
         if changes.closed:
             _record_closing_facts(cursor, s, step, using=using)
             _attribute_messages(cursor, s, step)
-        with _hashed(cursor, population):
-            changes.opened = _open(cursor, s, step)
+        if may_open:
+            with _hashed(cursor, population):
+                changes.opened = _open(cursor, s, step)
         if changes.opened or changes.closed or changes.excluded:
             for sql, params in gap_timeline_sql(
                 s.connection, measure=step.measure, opened=step.changed(s, opened=True),
