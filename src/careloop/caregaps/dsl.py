@@ -746,19 +746,20 @@ def _self_contained(sql: str) -> bool:
 
 def _related(row: Row, other: Facts, such_that: Callable[[Row, Row], Cond]) -> Cond:
     def build(c: Ctx) -> Cond:
-        chosen, (frm, params) = other.select(c)
-        if c.materialize and not c.correlated and _self_contained(frm):
-            # Over the population: the other facts once, into a table of their own
-            # (indexed by patient); each row then looks among its patient's few.
-            within = c.only_within(chosen.c("patient"))
-            table = c.fact_table(f"SELECT {chosen.alias}.* {frm}{within}", params)
-            inner = Row(c.alias())
-            text, more = such_that(row, inner).sql(c)
-            return Raw(
-                f"EXISTS (SELECT 1 FROM {table} {inner.alias} "  # noqa: S608
-                f"WHERE {inner.c('patient')} = {row.c('patient')} AND ({text}))",
-                tuple(more),
-            )
+        if c.materialize and not c.correlated:
+            chosen, (frm, params) = other.select(c)
+            if _self_contained(frm):
+                # Over the population: the other facts once, into a table of their own
+                # (indexed by patient); each row then looks among its patient's few.
+                within = c.only_within(chosen.c("patient"))
+                table = c.fact_table(f"SELECT {chosen.alias}.* {frm}{within}", params)
+                inner = Row(c.alias())
+                text, more = such_that(row, inner).sql(c)
+                return Raw(
+                    f"EXISTS (SELECT 1 FROM {table} {inner.alias} "  # noqa: S608
+                    f"WHERE {inner.c('patient')} = {row.c('patient')} AND ({text}))",
+                    tuple(more),
+                )
         inner, (frm, params) = other.select(c, by_patient=True)
         text, more = such_that(row, inner).sql(c)
         return Raw(

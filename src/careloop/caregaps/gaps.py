@@ -74,7 +74,7 @@ class GapChanges:
 def care_gaps_after_run(*, run: MeasureRun, using: str = "default") -> GapChanges:
     """Bring every gap of the run's measure in line with this whole-population run
     (a run over a few patients is not a measure's current statuses: no change)."""
-    if not run.whole_population or not _leads(run, using=using):
+    if not run.whole_population or not _leading([run], using=using):
         return GapChanges()
     return _sync(run, None, using=using)
 
@@ -118,7 +118,9 @@ def care_gaps_after_refresh(
 
 
 def _leading(runs: Sequence[MeasureRun], *, using: str) -> list[MeasureRun]:
-    """The runs that lead their measure's gaps (`_leads`), in one query."""
+    """The runs that lead their measure's gaps, in one query. Gaps follow the present,
+    never a look back: a whole-population run as of an earlier day than another of
+    the measure (a report on a past period) leaves them."""
     later: dict[str, list[tuple[Any, Any]]] = {}
     rows = MeasureRun.objects.using(using).filter(
         measure__in={run.measure for run in runs}, whole_population=True
@@ -133,17 +135,6 @@ def _leading(runs: Sequence[MeasureRun], *, using: str) -> list[MeasureRun]:
             for as_of, pk in later.get(run.measure, ())
         )
     ]
-
-
-def _leads(run: MeasureRun, *, using: str) -> bool:
-    """Gaps follow the present, never a look back: a whole-population run as of an
-    earlier day than another of the measure (a report on a past period) leaves them."""
-    return not (
-        MeasureRun.objects.using(using)
-        .filter(measure=run.measure, whole_population=True, as_of__gt=run.as_of)
-        .exclude(pk=run.pk)
-        .exists()
-    )
 
 
 @transaction.atomic
