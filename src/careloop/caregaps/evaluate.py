@@ -20,9 +20,6 @@ from __future__ import annotations
 
 import datetime
 import enum
-import functools
-import itertools
-import re
 import time
 import uuid
 from collections.abc import Iterator, Sequence
@@ -37,7 +34,7 @@ from careloop.caregaps.dsl import PATIENT, P, column, pcol
 from careloop.caregaps.gaps import care_gaps_after_refresh, care_gaps_after_run
 from careloop.caregaps.measure import POPULATIONS, Group, Measure, measure_get
 from careloop.caregaps.models import MeasureRun, PatientMeasureResult
-from careloop.caregaps.sql import Cond, Ctx
+from careloop.caregaps.sql import Cond, Ctx, hashable_param
 from careloop.caregaps.terminology import valuesets_ensure
 from careloop.clinical.models import ClinicalFact
 from careloop.core.clock import now
@@ -306,7 +303,7 @@ def _compile(
         )
         for number, group in enumerate(measure.groups, start=1)
     ]
-    compiled = _with_sets(ctx, statements), ctx.valuesets
+    compiled = _for_driver(_with_sets(ctx, statements), ctx.vendor), ctx.valuesets
     if len(_compiled) >= COMPILED_MAX:
         _compiled.pop(next(iter(_compiled)))
     _compiled[key] = compiled
@@ -315,6 +312,41 @@ def _compile(
 
 _compiled: dict[tuple[Any, ...], tuple[list[tuple[str, list[Any]]], set[str]]] = {}
 COMPILED_MAX = 64
+
+
+def _for_driver(
+    statements: list[tuple[str, list[Any]]], vendor: str
+) -> list[tuple[str, list[Any]]]:
+    """The compiled statements as the driver takes them: enumeration members as their
+    values; on PostgreSQL, the server's numbered placeholders, each distinct value sent
+    once (a statement for a few patients repeats the same few dozen constants, the kind,
+    the element, the statuses, the period's bounds, some 800 times: binding and sending
+    them cost more than running it)."""
+    ready: list[tuple[str, list[Any]]] = []
+    for sql, params in statements:
+        values = [p.value if isinstance(p, enum.Enum) else p for p in params]
+        ready.append(_numbered(sql, values) if vendor == "postgresql" else (sql, values))
+    return ready
+
+
+def _numbered(sql: str, params: list[Any]) -> tuple[str, list[Any]]:
+    """`%s` placeholders as `$1, $2, ...`, one number per distinct value (the compiled
+    text has no other `%`)."""
+    pieces = sql.split("%s")
+    if len(pieces) != len(params) + 1:
+        raise ValueError(f"{len(pieces) - 1} placeholders for {len(params)} parameters")
+    numbers: dict[Any, int] = {}
+    unique: list[Any] = []
+    text = [pieces[0]]
+    for param, piece in zip(params, pieces[1:], strict=True):
+        # The type too: True and 1 are equal in Python, not to the server.
+        key = param if isinstance(param, _Slot) else (type(param), hashable_param(param))
+        number = numbers.get(key)
+        if number is None:
+            unique.append(param)
+            number = numbers[key] = len(unique)
+        text.extend((f"${number}", piece))
+    return "".join(text), unique
 
 
 def _bind(
@@ -333,8 +365,6 @@ def _bind(
     def value(param: Any) -> Any:
         if isinstance(param, _Slot):
             return run_id if param.index < 0 else ids[param.index]
-        if isinstance(param, enum.Enum):
-            return param.value
         return param
 
     return [(sql, [value(p) for p in params]) for sql, params in statements]
@@ -402,7 +432,9 @@ def measure_evaluate(
             scoped_patients=None if patient_ids is None else len(patient_ids),
             started_at=now(),
         )
-        _execute(measure, run, patient_ids=patient_ids, using=using)
+        statements = _statements(measure, run, patient_ids=patient_ids, using=using)
+        population = patient_ids is None or len(patient_ids) > CORRELATED_MAX
+        _execute(statements, population=population, using=using)
         run.finished_at = now()
         run.seconds = time.perf_counter() - began
         run.save(update_fields=["finished_at", "seconds"])
@@ -437,20 +469,24 @@ def _run_compiled(
     )
 
 
-def _execute(
+def _statements(
     measure: Measure,
     run: MeasureRun,
     *,
     patient_ids: Sequence[uuid.UUID] | None,
     using: str,
     ensure: bool = True,
-) -> None:
+) -> list[tuple[str, list[Any]]]:
+    """The run's statements, bound, for everyone or for these patients."""
     count = None if patient_ids is None else len(patient_ids)
     compiled, oids = _run_compiled(measure, run, patient_count=count, using=using)
     if ensure:
         valuesets_ensure(oids=oids)
-    statements = _bind(compiled, run_id=run.pk, patient_ids=patient_ids, using=using)
-    population = patient_ids is None or len(patient_ids) > CORRELATED_MAX
+    return _bind(compiled, run_id=run.pk, patient_ids=patient_ids, using=using)
+
+
+def _execute(statements: list[tuple[str, list[Any]]], *, population: bool, using: str) -> None:
+    """Run bound statements: over the population (`population`) or for a few patients."""
     if connections[using].vendor == "postgresql":
         _execute_postgresql(statements, population=population, using=using)
         return
@@ -526,34 +562,25 @@ def _execute_prepared(
     names = list(settings)
     marks = ", ".join(f"set_config(${2 * i + 1}, ${2 * i + 2}, true)" for i in range(len(names)))
     with psycopg.RawCursor(raw) as cursor:
-        # Three round trips, not two per setting: a refresh runs this for every measure.
-        # The text is only numbered placeholders; names and values are parameters.
+        # One round trip to read the settings, one pipeline for the rest. The text is
+        # only numbered placeholders; names and values are parameters.
         read = "SELECT " + ", ".join(f"current_setting(${i + 1})" for i in range(len(names)))
         cursor.execute(read, names)  # nosemgrep: careloop-no-string-built-sql
         before = cursor.fetchone()
         assert before is not None  # noqa: S101 - a SELECT without FROM gives one row
         apply = f"SELECT {marks}"
         values = [v for n in names for v in (n, settings[n])]
-        cursor.execute(apply, values)  # nosemgrep: careloop-no-string-built-sql
-        for sql, params in statements:
-            # The server's own placeholders: psycopg need not parse the text (it
-            # caches that only for short statements).
-            cursor.execute(_native_placeholders(sql), params, prepare=prepare)
-        # Back to the values before, for the rest of the caller's transaction (a failed
-        # statement rolls these back with it).
-        restore = [v for n, b in zip(names, before, strict=True) for v in (n, b)]
-        cursor.execute(f"SELECT {marks}", restore)  # nosemgrep: careloop-no-string-built-sql
-
-
-@functools.lru_cache(maxsize=512)
-def _native_placeholders(sql: str) -> str:
-    """`%s` placeholders as PostgreSQL's `$1, $2, ...` (the compiled text has no
-    other `%`)."""
-    numbers = itertools.count(1)
-    return _PLACEHOLDER.sub(lambda _match: f"${next(numbers)}", sql)
-
-
-_PLACEHOLDER = re.compile("%s")
+        # One pipeline: the statements go out without waiting for each other's answers
+        # (a refresh sends a dozen measures' statements for a patient).
+        with raw.pipeline():
+            cursor.execute(apply, values)  # nosemgrep: careloop-no-string-built-sql
+            for sql, params in statements:
+                # The server's own placeholders (careloop.caregaps.evaluate._numbered).
+                cursor.execute(sql, params, prepare=prepare)
+            # Back to the values before, for the rest of the caller's transaction (a
+            # failed statement rolls these back with it).
+            restore = [v for n, b in zip(names, before, strict=True) for v in (n, b)]
+            cursor.execute(apply, restore)  # nosemgrep: careloop-no-string-built-sql
 
 
 def current_runs(*, using: str = "default") -> list[MeasureRun]:
@@ -591,10 +618,16 @@ def caregaps_refresh(
             PatientMeasureResult.objects.using(using).filter(
                 run__in=runs, patient_id__in=chunk
             ).delete()
-            for run in runs:
-                _execute(
+            # Every measure's statements in one go: on PostgreSQL one pipeline, not a
+            # round trip each.
+            statements = [
+                statement
+                for run in runs
+                for statement in _statements(
                     measure_get(run.measure), run, patient_ids=chunk, using=using, ensure=False
                 )
+            ]
+            _execute(statements, population=len(chunk) > CORRELATED_MAX, using=using)
         if runs:
             _audit(None, resource_id=",".join(str(run.pk) for run in runs)[:64])
         care_gaps_after_refresh(runs=runs, patient_ids=ids, using=using)

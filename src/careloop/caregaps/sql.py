@@ -75,7 +75,7 @@ class Ctx:
         """The temporary table that will hold this select's patients (made up here)."""
         # The same criterion compiled twice differs only in its made-up aliases (an
         # exclusion is compiled for the population and again for its reason).
-        key = (_canonical_aliases(select_sql), tuple(_hashable(p) for p in params))
+        key = (_canonical_aliases(select_sql), tuple(hashable_param(p) for p in params))
         name = self.sets.get(key)
         if name is None:
             name = self.sets[key] = f"cg_set_{len(self.sets)}"
@@ -87,7 +87,7 @@ class Ctx:
         of the facts table, indexed by patient): the other side of a relationship
         between facts ("a reading during an encounter"), selected from the practice
         once instead of looked up among each patient's facts for every row."""
-        key = ("facts:" + _canonical_aliases(select_sql), tuple(_hashable(p) for p in params))
+        key = ("facts:" + _canonical_aliases(select_sql), tuple(hashable_param(p) for p in params))
         name = self.sets.get(key)
         if name is None:
             name = self.sets[key] = f"cg_facts_{len(self.sets)}"
@@ -166,7 +166,7 @@ def _canonical_aliases(sql: str) -> str:
     return _ALIAS.sub(rename, sql)
 
 
-def _hashable(value: Any) -> Any:
+def hashable_param(value: Any) -> Any:
     return tuple(value) if isinstance(value, list) else value
 
 
