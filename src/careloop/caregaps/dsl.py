@@ -176,8 +176,12 @@ def _member_correlated(
                 oids,
             )
         )
+    # `|| ''` keeps the code's column off the (kind, code) index: with a generic plan,
+    # PostgreSQL ANDed that index's bitmap with the patient's and read every fact of
+    # the code in the practice for one patient (CMS69's BMI code: 19,551 at 5,000
+    # patients, per criterion).
     conds.extend(
-        Raw(f"{alias}.{system} = %s AND {alias}.{code} = %s", (ref.system, ref.code))
+        Raw(f"{alias}.{system} = %s AND {alias}.{code} || '' = %s", (ref.system, ref.code))
         for ref in refs
         if isinstance(ref, Code)
     )
