@@ -732,7 +732,10 @@ class Facts:
                 if day:
                     inner_sql, row_sql = c.day(inner_sql), c.day(row_sql)
                 if c.correlated:
-                    correlated = f"{inner.c('patient')} = {row.c('patient')}"
+                    # Tied to the statement's patient, not to the row's (the same one),
+                    # the latest is computed once per patient, not again for every row.
+                    patient = f"{P}.id" if c.patient_in_scope else row.c("patient")
+                    correlated = f"{inner.c('patient')} = {patient}"
                     return Raw(
                         f"{row_sql} = (SELECT MAX({inner_sql}) {frm} AND {correlated})",
                         tuple(params),

@@ -32,7 +32,7 @@ from django.db.models import Count, Q
 
 from careloop.caregaps.dsl import PATIENT, P, column, pcol
 from careloop.caregaps.gaps import care_gaps_after_refresh, care_gaps_after_run
-from careloop.caregaps.measure import POPULATIONS, Group, Measure, measure_get
+from careloop.caregaps.measure import POPULATIONS, Closing, Group, Measure, measure_get
 from careloop.caregaps.models import MeasureRun, PatientMeasureResult
 from careloop.caregaps.sql import Cond, Ctx, hashable_param
 from careloop.caregaps.terminology import valuesets_ensure
@@ -72,24 +72,40 @@ def _met_until(
     """`(SELECT pid, MAX(until) ...)`: per patient, the last day a closing fact (on or
     before the as-of date) keeps the measure met: its day plus the closing's months.
     Empty when the measure declares no closing."""
-    selects: list[str] = []
     params: list[Any] = []
-    for closing in measure.closing:
-        row, (frm, more) = closing.facts.select(ctx)
-        day = ctx.day(closing.point(row).expr)
-        scope_sql = scope[0].replace(f"{P}.id", row.c("patient")) + ctx.only_within(
-            row.c("patient")
-        )
-        selects.append(
-            f"SELECT {row.c('patient')} AS pid, {ctx.add_months(day)} AS until {frm}"
-            f" AND {day} <= %s{scope_sql}"
-        )
-        params.extend([ctx.int_param(closing.months), *more, ctx.date(as_of), *scope[1]])
+    # A derived table in FROM: the patient row `p` is not in scope.
+    in_scope, ctx.patient_in_scope = ctx.patient_in_scope, False
+    try:
+        selects = [
+            _met_until_select(ctx, closing, scope=scope, as_of=as_of, params=params)
+            for closing in measure.closing
+        ]
+    finally:
+        ctx.patient_in_scope = in_scope
     if not selects:
         return "", []
     union = " UNION ALL ".join(selects)
     sql = f"(SELECT c.pid, MAX(c.until) AS until FROM ({union}) c GROUP BY c.pid)"  # noqa: S608
     return sql, params
+
+
+def _met_until_select(
+    ctx: Ctx,
+    closing: Closing,
+    *,
+    scope: tuple[str, list[Any]],
+    as_of: datetime.date,
+    params: list[Any],
+) -> str:
+    """One closing's `SELECT pid, until`; its parameters are appended to `params`."""
+    row, (frm, more) = closing.facts.select(ctx)
+    day = ctx.day(closing.point(row).expr)
+    scope_sql = scope[0].replace(f"{P}.id", row.c("patient")) + ctx.only_within(row.c("patient"))
+    params.extend([ctx.int_param(closing.months), *more, ctx.date(as_of), *scope[1]])
+    return (
+        f"SELECT {row.c('patient')} AS pid, {ctx.add_months(day)} AS until {frm}"
+        f" AND {day} <= %s{scope_sql}"
+    )
 
 
 @dataclass(frozen=True)

@@ -37,6 +37,10 @@ class Ctx:
     # compile to correlated EXISTS, which use the (patient, kind) index, instead of
     # semi-joins over the whole population.
     correlated: bool = False
+    # While correlated: every row a criterion reads is a fact of the statement's patient
+    # row `p`, which the criterion may name (off while compiling a part of the statement
+    # that `p` is not in scope of).
+    patient_in_scope: bool = True
     # Over the population: each patient set (`exists`, counts) is computed once into
     # a temporary table, so the final statement joins sets of known size instead of
     # trusting the planner's estimate of a dozen stacked filters (which, on
