@@ -176,7 +176,10 @@ def valuesets_ensure(*, oids: Iterable[str]) -> None:
         return
     from careloop.caregaps.valuesets_local import local_valuesets_ensure
 
-    local_valuesets_ensure(oids=wanted)
+    # One query when all are there and current (a refresh for one patient asks).
+    stored = dict(ValueSet.objects.filter(oid__in=wanted).values_list("oid", "version"))
+    if local_valuesets_ensure(oids=wanted, stored=stored) == 0 and set(stored) == wanted:
+        return
     present = set(ValueSet.objects.filter(oid__in=wanted).values_list("oid", flat=True))
     if present == wanted:
         return

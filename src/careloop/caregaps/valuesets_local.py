@@ -52,18 +52,21 @@ def local_valueset(name: str, number: int, codes: Iterable[Code]) -> ValueSetRef
     return ValueSetRef(name, oid)
 
 
-def local_valuesets_ensure(*, oids: set[str]) -> None:
+def local_valuesets_ensure(*, oids: set[str], stored: dict[str, str] | None = None) -> int:
     """Load the declared practice value sets among `oids` that are missing from the
-    tables or stored with other codes (one query when all are current)."""
+    tables or stored with other codes (`stored`: the versions stored, oid to version,
+    when the caller has read them; else one query). Returns how many were loaded."""
     from careloop.caregaps.models import ValueSet
 
     wanted = {oid: _DECLARED[oid] for oid in oids if oid in _DECLARED}
     if not wanted:
-        return
-    stored = dict(ValueSet.objects.filter(oid__in=wanted).values_list("oid", "version"))
+        return 0
+    if stored is None:
+        stored = dict(ValueSet.objects.filter(oid__in=wanted).values_list("oid", "version"))
     stale = [e for oid, e in sorted(wanted.items()) if stored.get(oid) != e.version]
     if stale:
         valuesets_load(expansions=stale)
+    return len(stale)
 
 
 def declared_local_valuesets() -> list[Expansion]:
