@@ -702,16 +702,32 @@ class Facts:
         one CMS165 set at 3,000 patients).
         """
         row = Row(ctx.alias(), self.kind)
-        if self.defined is not None and ctx.materialize and not ctx.correlated:
-            inner, (frm, params) = self.defined.select(ctx)
-            if _self_contained(frm):
-                within = ctx.only_within(inner.c("patient"))
-                table = ctx.fact_table(f"SELECT {inner.alias}.* {frm}{within}", params)
-                text, more = all_of(*(cond(row) for cond in self.conds)).sql(ctx)
-                return row, (f"FROM {table} {row.alias} WHERE {text}", more)
+        table = self._defined_table(ctx)
+        if table is not None:
+            text, more = all_of(*(cond(row) for cond in self.conds)).sql(ctx)
+            return row, (f"FROM {table} {row.alias} WHERE {text}", more)
         text, params = self.matches(ctx, row).sql(ctx)
         hint = f" INDEXED BY {PATIENT_KIND_INDEX}" if by_patient and ctx.vendor == "sqlite" else ""
         return row, (f"FROM {FACT} {row.alias}{hint} WHERE {text}", params)
+
+    def _defined_table(self, ctx: Ctx) -> str | None:
+        """The table a definition's facts are selected into over the population (None:
+        not a definition, one patient, or facts that name an outer row). When an
+        earlier criterion selected it for the whole practice (the initial population
+        reads it before the population is known), that one serves: the callers keep to
+        the population themselves; else it is selected for the current population."""
+        if self.defined is None or not ctx.materialize or ctx.correlated:
+            return None
+        inner, (frm, params) = self.defined.select(ctx)
+        if not _self_contained(frm):
+            return None
+        whole = f"SELECT {inner.alias}.* {frm}"
+        within = ctx.only_within(inner.c("patient"))
+        if within:
+            made = ctx.existing_fact_table(whole, params)
+            if made is not None:
+                return made
+        return ctx.fact_table(whole + within, params)
 
     def on_most_recent_day(self, point: Callable[[Row], Point] = lambda r: r.latest) -> Facts:
         """The facts on the patient's latest day among these facts (the day of
@@ -770,6 +786,17 @@ def _self_contained(sql: str) -> bool:
 
 def _related(row: Row, other: Facts, such_that: Callable[[Row, Row], Cond]) -> Cond:
     def build(c: Ctx) -> Cond:
+        defined = None if other.conds else other._defined_table(c)
+        if defined is not None:
+            # A definition as it is: its table serves (each row looks among its
+            # patient's facts in it), no copy.
+            inner = Row(c.alias(), other.kind)
+            text, more = such_that(row, inner).sql(c)
+            return Raw(
+                f"EXISTS (SELECT 1 FROM {defined} {inner.alias} "  # noqa: S608
+                f"WHERE {inner.c('patient')} = {row.c('patient')} AND ({text}))",
+                tuple(more),
+            )
         if c.materialize and not c.correlated:
             chosen, (frm, params) = other.select(c)
             if _self_contained(frm):

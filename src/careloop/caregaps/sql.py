@@ -99,6 +99,13 @@ class Ctx:
             self.fact_tables.add(name)
         return name
 
+    def existing_fact_table(
+        self, select_sql: str, params: list[Any] | tuple[Any, ...]
+    ) -> str | None:
+        """The fact table already made for this select, if one was."""
+        key = ("facts:" + _canonical_aliases(select_sql), tuple(hashable_param(p) for p in params))
+        return self.sets.get(key)
+
     def only_within(self, patient_sql: str) -> str:
         """` AND <patient column> IN (the initial population)` when one is known."""
         if self.within is None or self.correlated:

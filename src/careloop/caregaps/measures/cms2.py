@@ -63,9 +63,12 @@ SCREENING_DECLINED = Code("720834000", SNOMED)
 SCREENING_NEGATIVE = Code("428171000124102", SNOMED)
 SCREENING_POSITIVE = Code("428181000124104", SNOMED)
 
-QUALIFYING_ENCOUNTER_DURING_MEASUREMENT_PERIOD = encounter(
-    ENCOUNTER_TO_SCREEN_FOR_DEPRESSION, PHYSICAL_THERAPY_EVALUATION, TELEPHONE_VISITS
-).where(lambda e: e.period.during_day(MP), lambda e: e.status_in("finished"))
+# A definition: the initial population and five relationships read it.
+QUALIFYING_ENCOUNTER_DURING_MEASUREMENT_PERIOD = (
+    encounter(ENCOUNTER_TO_SCREEN_FOR_DEPRESSION, PHYSICAL_THERAPY_EVALUATION, TELEPHONE_VISITS)
+    .where(lambda e: e.period.during_day(MP), lambda e: e.status_in("finished"))
+    .define()
+)
 QE = QUALIFYING_ENCOUNTER_DURING_MEASUREMENT_PERIOD
 
 INITIAL_POPULATION = age_between(12, None, at=MP.start) & exists(QE)

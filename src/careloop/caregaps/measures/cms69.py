@@ -58,10 +58,15 @@ UNDERWEIGHT = valueset("Underweight", "2.16.840.1.113883.3.526.3.1563")
 BMI_RATIO = Code("39156-5", LOINC)
 VIRTUAL = Code("VR", ACT_CODE)
 
-QUALIFYING_ENCOUNTER = encounter(ENCOUNTER_TO_EVALUATE_BMI).where(
-    lambda e: e.period.during_day(MP),
-    lambda e: e.part("class", where=lambda c: ~(c.code_is(VIRTUAL))),
-    is_encounter_performed,
+# A definition: the initial population, the exclusion and the relationships read it.
+QUALIFYING_ENCOUNTER = (
+    encounter(ENCOUNTER_TO_EVALUATE_BMI)
+    .where(
+        lambda e: e.period.during_day(MP),
+        lambda e: e.part("class", where=lambda c: ~(c.code_is(VIRTUAL))),
+        is_encounter_performed,
+    )
+    .define()
 )
 
 INITIAL_POPULATION = exists(QUALIFYING_ENCOUNTER.where(lambda e: e.start.age_at_least(e, 18)))
