@@ -160,11 +160,17 @@ class Practices:
         return self.known.get(key)
 
     def put(self, key: str, entry: dict[str, Any] | None) -> None:
+        # Read again first: two benches running at once (one engine each) must not
+        # write back a file without the other's practices (that dropped a 1M one).
+        if self.path.exists():
+            self.known = json.loads(self.path.read_text())
         if entry is None:
             self.known.pop(key, None)
         else:
             self.known[key] = entry
-        self.path.write_text(json.dumps(self.known, indent=2, sort_keys=True) + "\n")
+        partial = self.path.with_suffix(".json.part")
+        partial.write_text(json.dumps(self.known, indent=2, sort_keys=True) + "\n")
+        partial.replace(self.path)
 
 
 class Target:
