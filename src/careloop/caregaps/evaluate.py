@@ -467,24 +467,42 @@ def _analyze_results(*, using: str) -> None:
     this run; a planner that has not seen the run yet takes it for one row and reads
     all of it through the status index (490 ms per lookup at 1,000,000 patients on
     PostgreSQL instead of an index probe; SQLite, too, chose the status index).
-    Autovacuum would come later, or not at all."""
+    Autovacuum would come later, or not at all. What the plans need is how many rows
+    the run has, so a small sample serves: 23 ms, not 460 ms, at 100,000 patients."""
     connection = connections[using]
-    # The table's name from model metadata, quoted.
-    analyze = f"ANALYZE {connection.ops.quote_name(PatientMeasureResult._meta.db_table)}"
+    table = connection.ops.quote_name(PatientMeasureResult._meta.db_table)
+    run = connection.ops.quote_name(column(PatientMeasureResult, "run"))
+    # Identifiers from model metadata, quoted; PRAGMA values are integers.
     with connection.cursor() as cursor:
-        if connection.vendor != "sqlite":
-            cursor.execute(analyze)  # nosemgrep: careloop-no-string-built-sql
+        if connection.vendor == "sqlite":
+            # SQLite reads every index entry unless told to sample (0.24 s at 100,000
+            # patients with 1,000 rows an index); its other statements keep their limit.
+            cursor.execute("PRAGMA analysis_limit")
+            before = int(cursor.fetchone()[0])
+            limit = f"PRAGMA analysis_limit = {SQLITE_RESULTS_SAMPLE:d}"
+            cursor.execute(limit)  # nosemgrep: careloop-no-string-built-sql
+            try:
+                analyze = f"ANALYZE {table}"
+                cursor.execute(analyze)  # nosemgrep: careloop-no-string-built-sql
+            finally:
+                restore = f"PRAGMA analysis_limit = {before:d}"
+                cursor.execute(restore)  # nosemgrep: careloop-no-string-built-sql
             return
-        # SQLite reads every index entry unless told to sample (0.24 s at 100,000
-        # patients with 1,000 rows an index); its other statements keep their limit.
-        cursor.execute("PRAGMA analysis_limit")
-        before = int(cursor.fetchone()[0])
-        cursor.execute("PRAGMA analysis_limit = 1000")
+        cursor.execute("SELECT current_setting('default_statistics_target')")
+        target = cursor.fetchone()[0]
+        apply = "SELECT set_config('default_statistics_target', %s, true)"
+        cursor.execute(apply, [str(POSTGRESQL_RESULTS_TARGET)])
         try:
+            analyze = f"ANALYZE {table} ({run})"
             cursor.execute(analyze)  # nosemgrep: careloop-no-string-built-sql
         finally:
-            restore = f"PRAGMA analysis_limit = {before:d}"
-            cursor.execute(restore)  # nosemgrep: careloop-no-string-built-sql
+            cursor.execute(apply, [target])
+
+
+# The statistics sample after a run: PostgreSQL's statistics target for the run column
+# (300 rows a unit: 3,000), SQLite's rows per index.
+POSTGRESQL_RESULTS_TARGET = 10
+SQLITE_RESULTS_SAMPLE = 1000
 
 
 def _audit(actor: Any, *, resource_id: str) -> None:
