@@ -786,31 +786,23 @@ def _self_contained(sql: str) -> bool:
 
 def _related(row: Row, other: Facts, such_that: Callable[[Row, Row], Cond]) -> Cond:
     def build(c: Ctx) -> Cond:
-        defined = None if other.conds else other._defined_table(c)
-        if defined is not None:
-            # A definition as it is: its table serves (each row looks among its
-            # patient's facts in it), no copy.
-            inner = Row(c.alias(), other.kind)
-            text, more = such_that(row, inner).sql(c)
-            return Raw(
-                f"EXISTS (SELECT 1 FROM {defined} {inner.alias} "  # noqa: S608
-                f"WHERE {inner.c('patient')} = {row.c('patient')} AND ({text}))",
-                tuple(more),
-            )
-        if c.materialize and not c.correlated:
+        # A definition as it is: its table serves as the other side, no copy.
+        table = None if other.conds else other._defined_table(c)
+        if table is None and c.materialize and not c.correlated:
             chosen, (frm, params) = other.select(c)
             if _self_contained(frm):
                 # Over the population: the other facts once, into a table of their own
                 # (indexed by patient); each row then looks among its patient's few.
                 within = c.only_within(chosen.c("patient"))
                 table = c.fact_table(f"SELECT {chosen.alias}.* {frm}{within}", params)
-                inner = Row(c.alias(), other.kind)
-                text, more = such_that(row, inner).sql(c)
-                return Raw(
-                    f"EXISTS (SELECT 1 FROM {table} {inner.alias} "  # noqa: S608
-                    f"WHERE {inner.c('patient')} = {row.c('patient')} AND ({text}))",
-                    tuple(more),
-                )
+        if table is not None:
+            inner = Row(c.alias(), other.kind)
+            text, more = such_that(row, inner).sql(c)
+            return Raw(
+                f"EXISTS (SELECT 1 FROM {table} {inner.alias} "  # noqa: S608
+                f"WHERE {inner.c('patient')} = {row.c('patient')} AND ({text}))",
+                tuple(more),
+            )
         inner, (frm, params) = other.select(c, by_patient=True)
         text, more = such_that(row, inner).sql(c)
         return Raw(
